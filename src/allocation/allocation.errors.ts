@@ -1,0 +1,37 @@
+import { DomainError, NotFoundError, UnavailableError } from '../common/domain.error';
+
+/** The remaining availability is smaller than the requested quantity: a justified refusal. */
+export class InsufficientAllocationError extends DomainError {
+  constructor(
+    readonly requested: number,
+    readonly remaining: number,
+  ) {
+    super({
+      code: 'invalid_purchase_quantity',
+      detail: 'Unable to reserve given quantity of ticket options',
+      source: { pointer: '/data/attributes/quantity' },
+    });
+  }
+}
+
+/** The ticket option does not exist (or the id in the path is not a UUID). */
+export class TicketOptionNotFoundError extends NotFoundError {
+  constructor(id: string, pointer?: string) {
+    super(
+      `Ticket option ${JSON.stringify(id)} does not exist.`,
+      pointer === undefined ? undefined : { pointer },
+    );
+  }
+}
+
+/**
+ * Another writer (usually another instance) committed first: the version we read is stale. The
+ * actor reloads and retries; only when every attempt was lost does the client see a 503.
+ */
+export class AllocationConflictError extends UnavailableError {
+  constructor(attempts: number) {
+    super(
+      `The purchase could not be committed after ${attempts} attempts under contention; retry.`,
+    );
+  }
+}

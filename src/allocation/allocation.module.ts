@@ -1,0 +1,13 @@
+import { Module } from '@nestjs/common';
+import { PostgresTicketOptionStore } from './postgres-ticket-option.store';
+import { TicketOptionActorRegistry } from './ticket-option-actor.registry';
+import { TICKET_OPTION_STORE } from './ticket-option.store';
+
+@Module({
+  providers: [
+    { provide: TICKET_OPTION_STORE, useClass: PostgresTicketOptionStore },
+    TicketOptionActorRegistry,
+  ],
+  exports: [TicketOptionActorRegistry],
+})
+export class AllocationModule {}

@@ -1,0 +1,254 @@
+import { Mutex } from 'async-mutex';
+import { randomUUID } from 'node:crypto';
+import { UnavailableError } from '../common/domain.error';
+import {
+  AllocationConflictError,
+  InsufficientAllocationError,
+  TicketOptionNotFoundError,
+} from './allocation.errors';
+import { AcceptedPurchase, AllocationState, TicketOptionStore } from './ticket-option.store';
+
+export interface PurchaseRequest {
+  userId: string;
+  quantity: number;
+}
+
+/** What a buyer gets back once the purchase is committed. */
+export interface PurchaseReceipt {
+  id: string;
+  ticketOptionId: string;
+  userId: string;
+  quantity: number;
+  createdAt: Date;
+}
+
+export interface ActorOptions {
+  maxBatchSize: number;
+  maxCommitAttempts: number;
+  /** Waits before retrying a lost version race; injectable so unit tests need no timers. */
+  backoff?: (attempt: number) => Promise<void>;
+  /** Told when the option turned out not to exist, so the registry forgets this actor at once. */
+  onNotFound?: (actor: TicketOptionActor) => void;
+}
+
+/** Counters of one actor since its activation. */
+export interface ActorStats {
+  commits: number;
+  purchasesCommitted: number;
+  refusals: number;
+  versionConflicts: number;
+  failedCommits: number;
+}
+
+interface PendingPurchase {
+  request: PurchaseRequest;
+  resolve(receipt: PurchaseReceipt): void;
+  reject(error: Error): void;
+}
+
+/** The outcome of deciding a batch in arrival order against a remainder (first fit). */
+export interface BatchDecision<T> {
+  accepted: T[];
+  refused: Array<{ item: T; remaining: number }>;
+  /** Tickets taken by the accepted requests. */
+  taken: number;
+}
+
+/**
+ * First fit, in arrival order: each request is accepted if it fits in what is left, else refused.
+ * A large refused request does not block a later small one.
+ */
+export function decideBatch<T extends { quantity: number }>(
+  remaining: number,
+  requests: T[],
+): BatchDecision<T> {
+  const accepted: T[] = [];
+  const refused: BatchDecision<T>['refused'] = [];
+  let left = remaining;
+  for (const request of requests) {
+    if (request.quantity <= left) {
+      accepted.push(request);
+      left -= request.quantity;
+    } else {
+      refused.push({ item: request, remaining: left });
+    }
+  }
+  return { accepted, refused, taken: remaining - left };
+}
+
+const defaultBackoff = (attempt: number): Promise<void> => {
+  // Full jitter, capped: contenders spread out instead of colliding again in lock-step.
+  const ceiling = Math.min(50, 2 ** attempt);
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling));
+};
+
+/**
+ * The single writer of one ticket option inside this process (an Orleans-style grain / Akka
+ * entity). Purchases queue up; the mutex lets one commit run at a time, and each commit takes the
+ * whole queue (up to `maxBatchSize`): it decides every request against the cached state, writes
+ * them in ONE version-checked statement, and answers them only after that statement committed.
+ * When another instance wrote first, the version check fails: the actor reloads and re-decides.
+ */
+export class TicketOptionActor {
+  private state: AllocationState | null = null;
+  private readonly queue: PendingPurchase[] = [];
+  private readonly mutex = new Mutex();
+  private drainRun: Promise<void> | null = null;
+  private lastUsed = Date.now();
+  readonly stats: ActorStats = {
+    commits: 0,
+    purchasesCommitted: 0,
+    refusals: 0,
+    versionConflicts: 0,
+    failedCommits: 0,
+  };
+
+  constructor(
+    readonly optionId: string,
+    private readonly store: TicketOptionStore,
+    private readonly options: ActorOptions,
+  ) {}
+
+  /** Purchases waiting for a commit. */
+  get queueDepth(): number {
+    return this.queue.length;
+  }
+
+  /** True while no purchase is queued or being committed: the actor can be passivated. */
+  get isIdle(): boolean {
+    return this.drainRun === null && this.queue.length === 0;
+  }
+
+  get lastUsedAt(): number {
+    return this.lastUsed;
+  }
+
+  /** The cached state, if activated (for reads and tests; may lag behind other instances). */
+  get cachedState(): Readonly<AllocationState> | null {
+    return this.state;
+  }
+
+  /** Queues a purchase; settles after the commit that includes it (or with its refusal). */
+  purchase(request: PurchaseRequest): Promise<PurchaseReceipt> {
+    this.lastUsed = Date.now();
+    return new Promise<PurchaseReceipt>((resolve, reject) => {
+      this.queue.push({ request, resolve, reject });
+      this.scheduleDrain();
+    });
+  }
+
+  /** Resolves once everything queued so far has been answered. */
+  async whenIdle(): Promise<void> {
+    while (this.drainRun) await this.drainRun;
+  }
+
+  /** Forgets the cached state; the next commit reloads it (used on passivation and after faults). */
+  deactivate(): void {
+    this.state = null;
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainRun) return;
+    this.drainRun = this.mutex.runExclusive(async () => {
+      try {
+        while (this.queue.length > 0) {
+          const batch = this.queue.splice(0, this.options.maxBatchSize);
+          await this.commit(batch);
+        }
+      } finally {
+        // Cleared in the same tick as the empty-queue check, so no purchase is ever stranded.
+        this.drainRun = null;
+      }
+    });
+  }
+
+  /** The only writer. Never throws: every pending purchase of the batch is settled. */
+  private async commit(batch: PendingPurchase[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      let state: AllocationState | null;
+      try {
+        state = this.state ?? (await this.store.load(this.optionId));
+      } catch (error) {
+        this.failAll(batch, error);
+        return;
+      }
+      if (state === null) {
+        const notFound = new TicketOptionNotFoundError(this.optionId);
+        for (const pending of batch) pending.reject(notFound);
+        this.options.onNotFound?.(this);
+        return;
+      }
+      this.state = state;
+
+      const decision = decideBatch(
+        state.allocation - state.purchased,
+        batch.map((pending) => ({ pending, quantity: pending.request.quantity })),
+      );
+      const accepted: AcceptedPurchase[] = decision.accepted.map(({ pending }) => ({
+        id: randomUUID(),
+        userId: pending.request.userId,
+        quantity: pending.request.quantity,
+      }));
+
+      if (accepted.length > 0) {
+        let outcome;
+        try {
+          outcome = await this.store.commit(
+            this.optionId,
+            state.version,
+            state.purchased + decision.taken,
+            accepted,
+          );
+        } catch (error) {
+          // The outcome may be unknown (e.g. connection lost around COMMIT): reload before deciding again.
+          this.state = null;
+          this.failAll(batch, error);
+          return;
+        }
+        if (!outcome.committed) {
+          this.stats.versionConflicts++;
+          this.state = null;
+          if (attempt >= this.options.maxCommitAttempts) {
+            const conflict = new AllocationConflictError(attempt);
+            for (const pending of batch) pending.reject(conflict);
+            return;
+          }
+          await (this.options.backoff ?? defaultBackoff)(attempt);
+          continue;
+        }
+        this.state = {
+          allocation: state.allocation,
+          purchased: state.purchased + decision.taken,
+          version: outcome.version,
+        };
+        this.stats.commits++;
+        this.stats.purchasesCommitted += accepted.length;
+        decision.accepted.forEach(({ pending }, index) => {
+          pending.resolve({
+            id: accepted[index].id,
+            ticketOptionId: this.optionId,
+            userId: accepted[index].userId,
+            quantity: accepted[index].quantity,
+            createdAt: outcome.createdAt,
+          });
+        });
+      }
+      // Refusals are justified by the state they were decided against: availability only shrinks.
+      this.stats.refusals += decision.refused.length;
+      for (const { item, remaining } of decision.refused) {
+        item.pending.reject(new InsufficientAllocationError(item.quantity, remaining));
+      }
+      return;
+    }
+  }
+
+  private failAll(batch: PendingPurchase[], cause: unknown): void {
+    this.stats.failedCommits++;
+    const error = new UnavailableError(
+      'The purchase could not be recorded because the database is unavailable; retry.',
+      1,
+      { cause },
+    );
+    for (const pending of batch) pending.reject(error);
+  }
+}

@@ -1,0 +1,23 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import type { AppConfig } from './config/app-config';
+import { ConfigModule } from './config/config.module';
+import { DatabaseModule } from './database/database.module';
+import { JsonApiModule } from './jsonapi/jsonapi.module';
+import { PurchasesModule } from './purchases/purchases.module';
+import { TicketOptionsModule } from './ticket-options/ticket-options.module';
+
+@Module({})
+export class AppModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        DatabaseModule,
+        JsonApiModule,
+        TicketOptionsModule,
+        PurchasesModule,
+      ],
+    };
+  }
+}

@@ -1,0 +1,104 @@
+import { resolve } from 'node:path';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Tuning of the per-option actors (see README, "Configuration"). */
+export interface ActorConfig {
+  /** Most purchases decided and written by one commit. */
+  maxBatchSize: number;
+  /** Attempts of one commit before a lost version race is reported as 503. */
+  maxCommitAttempts: number;
+}
+
+export interface EmbeddedPostgresConfig {
+  dataDir: string;
+  port: number;
+}
+
+/** The one typed configuration object, parsed and checked once at start-up. */
+export interface AppConfig {
+  port: number;
+  host: string;
+  /** Absent: `npm start` runs an embedded PostgreSQL (see `embeddedPostgres`). */
+  databaseUrl: string | undefined;
+  logLevel: LogLevel;
+  dbPoolSize: number;
+  bodyLimitBytes: number;
+  actor: ActorConfig;
+  embeddedPostgres: EmbeddedPostgresConfig;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Reads the environment into an {@link AppConfig}. Every problem is collected so that an operator
+ * fixes them all in one go; any problem throws {@link ConfigError}.
+ */
+export function loadConfig(env: Env = process.env): AppConfig {
+  const problems: string[] = [];
+
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    if (!/^\d+$/.test(raw.trim())) {
+      problems.push(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+      return fallback;
+    }
+    const value = Number(raw.trim());
+    if (value < min || value > max) {
+      problems.push(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+      return fallback;
+    }
+    return value;
+  };
+
+  const databaseUrl = env.DATABASE_URL?.trim() || undefined;
+  if (databaseUrl !== undefined) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(databaseUrl);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || !['postgres:', 'postgresql:'].includes(parsed.protocol) || !parsed.hostname) {
+      problems.push(
+        'DATABASE_URL must be a PostgreSQL URL such as postgres://user:password@host:5432/database',
+      );
+    }
+  }
+
+  const logLevel = (env.LOG_LEVEL?.trim() || 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
+  }
+
+  const host = env.HOST?.trim() || '0.0.0.0';
+
+  const config: AppConfig = {
+    port: int('PORT', 3000, 0, 65535),
+    host,
+    databaseUrl,
+    logLevel,
+    dbPoolSize: int('DB_POOL_SIZE', 10, 1, 1000),
+    bodyLimitBytes: int('BODY_LIMIT_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
+    actor: {
+      maxBatchSize: int('ACTOR_MAX_BATCH_SIZE', 512, 1, 10000),
+      maxCommitAttempts: int('ACTOR_MAX_COMMIT_ATTEMPTS', 20, 1, 1000),
+    },
+    embeddedPostgres: {
+      dataDir: resolve(env.EMBEDDED_PG_DATA_DIR?.trim() || '.data/postgres'),
+      port: int('EMBEDDED_PG_PORT', 15432, 1, 65535),
+    },
+  };
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

@@ -1,0 +1,47 @@
+import { Options } from '@mikro-orm/core';
+import { Migrator } from '@mikro-orm/migrations';
+import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { Purchase } from '../purchases/purchase.entity';
+import { TicketOption } from '../ticket-options/ticket-option.entity';
+import { Migration20261121000000InitialSchema } from './migrations/Migration20261121000000InitialSchema';
+
+/** Every migration, in order. Listed explicitly so that ts-jest, ts-node and dist/ behave alike. */
+export const MIGRATIONS = [
+  { name: 'Migration20261121000000InitialSchema', class: Migration20261121000000InitialSchema },
+];
+
+export interface OrmSettings {
+  databaseUrl: string;
+  poolSize: number;
+  debug?: boolean;
+}
+
+/** The MikroORM options shared by the application and the MikroORM CLI. */
+export function buildOrmOptions(settings: OrmSettings): Options<PostgreSqlDriver> {
+  return {
+    driver: PostgreSqlDriver,
+    clientUrl: settings.databaseUrl,
+    entities: [TicketOption, Purchase],
+    extensions: [Migrator],
+    pool: { min: 0, max: settings.poolSize },
+    debug: settings.debug ?? false,
+    // The hot path never loads entities into a context; forks are explicit.
+    allowGlobalContext: false,
+    forceUtcTimezone: true,
+    migrations: {
+      tableName: 'mikro_orm_migrations',
+      migrationsList: MIGRATIONS,
+      path: 'src/database/migrations',
+      transactional: true,
+      allOrNothing: true,
+      snapshot: false,
+      emit: 'ts',
+    },
+  };
+}
+
+/** Used by `npx mikro-orm …` (migration:create, migration:up): reads DATABASE_URL. */
+export default buildOrmOptions({
+  databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+  poolSize: 2,
+});

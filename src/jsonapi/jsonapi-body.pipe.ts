@@ -1,0 +1,22 @@
+import { Injectable, PipeTransform } from '@nestjs/common';
+import { NotFoundError } from '../common/domain.error';
+import { isUuid, ParsedResource, ResourceDocumentParser } from './resource-document';
+
+/** Validates a request body against one resource document spec (see resource-document.ts). */
+@Injectable()
+export class JsonApiBodyPipe<A> implements PipeTransform<unknown, ParsedResource<A>> {
+  constructor(private readonly parser: ResourceDocumentParser<A>) {}
+
+  transform(body: unknown): ParsedResource<A> {
+    return this.parser.parse(body);
+  }
+}
+
+/** An id in the path that is not a UUID names no resource: 404, not 400 (SPEC §2). */
+@Injectable()
+export class UuidPathPipe implements PipeTransform<string, string> {
+  transform(id: string): string {
+    if (!isUuid(id)) throw new NotFoundError(`No resource has the id ${JSON.stringify(id)}.`);
+    return id.toLowerCase();
+  }
+}

@@ -1,0 +1,110 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError, ErrorCode, Problem, UnavailableError } from '../common/domain.error';
+import { ERROR_CATALOG } from './error-catalog';
+import { JSONAPI_MEDIA_TYPE } from './media-type';
+
+export interface JsonApiErrorObject {
+  status: string;
+  code: ErrorCode;
+  title: string;
+  detail: string;
+  source?: { pointer: string } | { parameter: string };
+}
+
+/** Fastify's own errors (body parser, limits) carry a `code` like `FST_ERR_CTP_BODY_TOO_LARGE`. */
+interface FrameworkError {
+  code?: string;
+  statusCode?: number;
+}
+
+const DEFAULT_RETRY_AFTER_SECONDS = 1;
+
+/**
+ * The one place that turns a thrown error into a response: a JSON:API error document. Domain
+ * errors keep their code and pointer; framework errors are mapped by status; anything unknown is a
+ * bare 500 whose cause goes to the log only.
+ */
+@Catch()
+export class JsonApiExceptionFilter implements ExceptionFilter {
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+
+    const problems = toProblems(exception);
+    const statuses = new Set(problems.map((p) => ERROR_CATALOG[p.code].status));
+    // Several problems of different statuses: the most generally applicable one (JSON:API §7).
+    const status = statuses.size === 1 ? [...statuses][0] : 400;
+
+    if (status >= 500) {
+      request.log.error({ err: exception }, 'request failed');
+    } else {
+      request.log.debug({ err: exception }, 'request refused');
+    }
+    if (status === 503) {
+      const seconds =
+        exception instanceof UnavailableError
+          ? exception.retryAfterSeconds
+          : DEFAULT_RETRY_AFTER_SECONDS;
+      void reply.header('retry-after', String(seconds));
+    }
+    if (reply.sent) return;
+    void reply
+      .status(status)
+      .header('content-type', JSONAPI_MEDIA_TYPE)
+      .send(JSON.stringify({ errors: problems.map(toErrorObject) }));
+  }
+}
+
+function toErrorObject(problem: Problem): JsonApiErrorObject {
+  const { status, title } = ERROR_CATALOG[problem.code];
+  const object: JsonApiErrorObject = {
+    status: String(status),
+    code: problem.code,
+    title,
+    detail: problem.detail,
+  };
+  if (problem.source) object.source = problem.source;
+  return object;
+}
+
+function toProblems(exception: unknown): Problem[] {
+  if (exception instanceof DomainError) return exception.problems;
+  if (exception instanceof HttpException) {
+    return [fromStatus(exception.getStatus(), exception)];
+  }
+  const framework = exception as FrameworkError | undefined;
+  if (framework && typeof framework.statusCode === 'number' && framework.statusCode < 500) {
+    return [fromStatus(framework.statusCode, exception)];
+  }
+  return [{ code: 'internal_error', detail: 'The server failed to handle the request.' }];
+}
+
+/** Framework errors: the status is trustworthy, the message is not for clients. */
+function fromStatus(status: number, exception: unknown): Problem {
+  const code = (exception as FrameworkError).code;
+  switch (status) {
+    case 404:
+      return { code: 'not_found', detail: 'No resource or route matches this request.' };
+    case 413:
+      return { code: 'payload_too_large', detail: 'The request body exceeds the size limit.' };
+    case 415:
+      return {
+        code: 'unsupported_media_type',
+        detail: 'The Content-Type of the request is not supported.',
+        source: { parameter: 'Content-Type' },
+      };
+    case 503:
+      return { code: 'unavailable', detail: 'The service is temporarily unavailable.' };
+    default:
+      if (status >= 400 && status < 500) {
+        const detail =
+          code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH'
+            ? 'The Content-Length does not match the body.'
+            : 'The request body is not a valid JSON document.';
+        return { code: 'invalid_document', detail };
+      }
+      return { code: 'internal_error', detail: 'The server failed to handle the request.' };
+  }
+}

@@ -1,0 +1,29 @@
+import { Entity, ManyToOne, OptionalProps, PrimaryKey, Property } from '@mikro-orm/core';
+import { TicketOption } from '../ticket-options/ticket-option.entity';
+
+/**
+ * One acknowledged purchase. Rows are written only by the allocation actor's commit, in the same
+ * statement that raises `ticket_options.purchased` (see allocation/ticket-option.store.ts).
+ */
+@Entity({ tableName: 'purchases' })
+export class Purchase {
+  [OptionalProps]?: 'createdAt' | 'updatedAt';
+
+  @PrimaryKey({ type: 'uuid' })
+  id!: string;
+
+  @ManyToOne(() => TicketOption, { fieldName: 'ticket_option_id', deleteRule: 'restrict', index: true })
+  ticketOption!: TicketOption;
+
+  @Property({ type: 'uuid' })
+  userId!: string;
+
+  @Property({ type: 'integer' })
+  quantity!: number;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' })
+  createdAt: Date = new Date();
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()', onUpdate: () => new Date() })
+  updatedAt: Date = new Date();
+}

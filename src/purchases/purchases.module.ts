@@ -1,0 +1,11 @@
+import { Module } from '@nestjs/common';
+import { AllocationModule } from '../allocation/allocation.module';
+import { PurchasesController } from './purchases.controller';
+import { PurchasesService } from './purchases.service';
+
+@Module({
+  imports: [AllocationModule],
+  controllers: [PurchasesController],
+  providers: [PurchasesService],
+})
+export class PurchasesModule {}

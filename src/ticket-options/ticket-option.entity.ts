@@ -1,0 +1,36 @@
+import { Entity, OptionalProps, PrimaryKey, Property } from '@mikro-orm/core';
+import { randomUUID } from 'node:crypto';
+
+/**
+ * A ticket option: a fixed `allocation` of tickets. `purchased` only grows, and every change of it
+ * bumps `version`, which is what lets many instances commit optimistically (see allocation/).
+ * Name, description and allocation never change after creation.
+ */
+@Entity({ tableName: 'ticket_options' })
+export class TicketOption {
+  [OptionalProps]?: 'description' | 'purchased' | 'version' | 'createdAt' | 'updatedAt';
+
+  @PrimaryKey({ type: 'uuid' })
+  id: string = randomUUID();
+
+  @Property({ type: 'string', length: 255 })
+  name!: string;
+
+  @Property({ type: 'text', nullable: true })
+  description: string | null = null;
+
+  @Property({ type: 'integer' })
+  allocation!: number;
+
+  @Property({ type: 'integer', default: 0 })
+  purchased: number = 0;
+
+  @Property({ type: 'integer', version: true })
+  version!: number;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' })
+  createdAt: Date = new Date();
+
+  @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()', onUpdate: () => new Date() })
+  updatedAt: Date = new Date();
+}
