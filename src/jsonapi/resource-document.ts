@@ -207,7 +207,8 @@ function detailOf(pointer: string, error: ErrorObject): string {
     case 'maxLength':
       return `"${name}" must be at most ${String(params.limit)} characters long.`;
     case 'pattern': {
-      const detail = (error.parentSchema as AttributeSchema | undefined)?.patternDetail;
+      const schema: AttributeSchema | undefined = error.parentSchema;
+      const detail = schema?.patternDetail;
       return `"${name}" ${detail ?? 'has an invalid format'}.`;
     }
     default:

@@ -2,10 +2,10 @@ import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/commo
 import type { FastifyReply } from 'fastify';
 import { DomainError } from '../common/domain.error';
 import { JsonApiBodyPipe, UuidPathPipe } from '../jsonapi/jsonapi-body.pipe';
-import { ParsedResource } from '../jsonapi/resource-document';
+import type { ParsedResource } from '../jsonapi/resource-document';
+import type { PurchaseAttributes } from './purchase.document';
 import {
   nestedPurchaseParser,
-  PurchaseAttributes,
   purchaseDocument,
   purchaseParser,
   purchasePath,

@@ -1,9 +1,9 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import { ParsedResource } from '../jsonapi/resource-document';
+import type { ParsedResource } from '../jsonapi/resource-document';
 import { JsonApiBodyPipe, UuidPathPipe } from '../jsonapi/jsonapi-body.pipe';
+import type { CreateTicketOptionAttributes } from './ticket-option.document';
 import {
-  CreateTicketOptionAttributes,
   createTicketOptionParser,
   ticketOptionDocument,
   ticketOptionPath,
