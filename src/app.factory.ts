@@ -2,9 +2,10 @@ import 'reflect-metadata';
 import { LogLevel as NestLogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
-import { LogController } from 'fastify';
+import { FastifyReply, FastifyRequest, LogController } from 'fastify';
 import { AppModule } from './app.module';
 import type { AppConfig, LogLevel } from './config/app-config';
+import { sendProblems } from './jsonapi/jsonapi-exception.filter';
 import { installJsonApiHttp, requestIdOf } from './jsonapi/jsonapi-http';
 
 /** A config whose database is known (embedded PostgreSQL already started, if any). */
@@ -34,6 +35,9 @@ export async function createApp(config: ResolvedConfig): Promise<NestFastifyAppl
     // Longer than typical load balancer idle timeouts (60 s), so the balancer closes first.
     keepAliveTimeout: 65_000,
     return503OnClosing: true,
+    // A path that is not even a valid URL (e.g. `/ticket_options/%zz`) names no resource.
+    frameworkErrors: (_error: Error, _request: FastifyRequest, reply: FastifyReply) =>
+      sendProblems(reply, 404, [{ code: 'not_found', detail: 'The request path is not a valid URL.' }]),
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config),

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { Options } from '@mikro-orm/core';
 import { Migrator } from '@mikro-orm/migrations';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
@@ -9,6 +10,8 @@ import { Migration20261121000000InitialSchema } from './migrations/Migration2026
 export const MIGRATIONS = [
   { name: 'Migration20261121000000InitialSchema', class: Migration20261121000000InitialSchema },
 ];
+
+const ormLogger = new Logger('MikroORM');
 
 export interface OrmSettings {
   databaseUrl: string;
@@ -25,6 +28,8 @@ export function buildOrmOptions(settings: OrmSettings): Options<PostgreSqlDriver
     extensions: [Migrator],
     pool: { min: 0, max: settings.poolSize },
     debug: settings.debug ?? false,
+    // Through Nest's logger, so LOG_LEVEL governs MikroORM's lines (e.g. the migrator's) too.
+    logger: (message: string) => ormLogger.log(message),
     // The hot path never loads entities into a context; forks are explicit.
     allowGlobalContext: false,
     forceUtcTimezone: true,

@@ -50,11 +50,16 @@ export class JsonApiExceptionFilter implements ExceptionFilter {
       void reply.header('retry-after', String(seconds));
     }
     if (reply.sent) return;
-    void reply
-      .status(status)
-      .header('content-type', JSONAPI_MEDIA_TYPE)
-      .send(JSON.stringify({ errors: problems.map(toErrorObject) }));
+    sendProblems(reply, status, problems);
   }
+}
+
+/** Sends a JSON:API error document; shared with the few paths Nest's filters never see. */
+export function sendProblems(reply: FastifyReply, status: number, problems: Problem[]): void {
+  void reply
+    .status(status)
+    .header('content-type', JSONAPI_MEDIA_TYPE)
+    .send(JSON.stringify({ errors: problems.map(toErrorObject) }));
 }
 
 function toErrorObject(problem: Problem): JsonApiErrorObject {
