@@ -1,0 +1,248 @@
+import { UnavailableError } from '../common/domain.error';
+import {
+  AllocationConflictError,
+  InsufficientAllocationError,
+  TicketOptionNotFoundError,
+} from './allocation.errors';
+import { decideBatch, TicketOptionActor } from './ticket-option.actor';
+import {
+  AcceptedPurchase,
+  AllocationState,
+  CommitOutcome,
+  TicketOptionStore,
+} from './ticket-option.store';
+
+const USER = '6f1f7b5e-8c1e-4a52-9d8e-0a4f6f7c1b11';
+
+/** An in-memory store with the same compare-and-set contract as the PostgreSQL one. */
+class FakeStore implements TicketOptionStore {
+  state: AllocationState | null;
+  readonly rows: AcceptedPurchase[] = [];
+  readonly commits: AcceptedPurchase[][] = [];
+  loads = 0;
+  failNextCommit: Error | null = null;
+  /** Runs just before a commit is checked: lets a test play "another instance wrote first". */
+  beforeCommit: (() => void) | null = null;
+  private gate: Promise<void> | null = null;
+  private openGate: (() => void) | null = null;
+  private signalEntered: (() => void) | null = null;
+  /** Resolves when a commit reaches the held gate. */
+  entered: Promise<void> = Promise.resolve();
+
+  constructor(state: AllocationState | null) {
+    this.state = state ? { ...state } : null;
+  }
+
+  /** Holds commits until `release()`, so that purchases pile up in the actor's queue. */
+  hold(): void {
+    this.gate = new Promise((resolve) => (this.openGate = resolve));
+    this.entered = new Promise((resolve) => (this.signalEntered = resolve));
+  }
+
+  release(): void {
+    this.openGate?.();
+    this.gate = null;
+  }
+
+  load(): Promise<AllocationState | null> {
+    this.loads++;
+    return Promise.resolve(this.state ? { ...this.state } : null);
+  }
+
+  async commit(
+    _id: string,
+    expectedVersion: number,
+    purchased: number,
+    purchases: AcceptedPurchase[],
+  ): Promise<CommitOutcome> {
+    if (this.gate) {
+      this.signalEntered?.();
+      await this.gate;
+    }
+    this.beforeCommit?.();
+    if (this.failNextCommit) {
+      const error = this.failNextCommit;
+      this.failNextCommit = null;
+      throw error;
+    }
+    if (!this.state || this.state.version !== expectedVersion) return { committed: false };
+    if (purchased > this.state.allocation) throw new Error('CHECK constraint violated');
+    this.state = { ...this.state, purchased, version: this.state.version + 1 };
+    this.rows.push(...purchases);
+    this.commits.push(purchases);
+    return { committed: true, version: this.state.version, createdAt: new Date() };
+  }
+
+  /** Another instance sells `quantity` tickets. */
+  foreignSale(quantity: number): void {
+    this.state = { ...this.state!, purchased: this.state!.purchased + quantity, version: this.state!.version + 1 };
+    this.rows.push({ id: `foreign-${this.rows.length}`, userId: USER, quantity });
+  }
+}
+
+function actorOn(store: FakeStore, options: Partial<{ maxBatchSize: number; maxCommitAttempts: number }> = {}) {
+  const backoffs: number[] = [];
+  const notFound: string[] = [];
+  const actor = new TicketOptionActor('option-1', store, {
+    maxBatchSize: options.maxBatchSize ?? 512,
+    maxCommitAttempts: options.maxCommitAttempts ?? 5,
+    backoff: (attempt) => {
+      backoffs.push(attempt);
+      return Promise.resolve();
+    },
+    onNotFound: (a) => notFound.push(a.optionId),
+  });
+  return { actor, backoffs, notFound };
+}
+
+const buy = (actor: TicketOptionActor, quantity: number) => actor.purchase({ userId: USER, quantity });
+
+describe('decideBatch (first fit in arrival order)', () => {
+  it('accepts what fits and refuses the rest, without letting a big request block a small one', () => {
+    const decision = decideBatch(5, [{ quantity: 3 }, { quantity: 4 }, { quantity: 2 }, { quantity: 1 }]);
+    expect(decision.accepted.map((r) => r.quantity)).toEqual([3, 2]);
+    expect(decision.refused.map((r) => [r.item.quantity, r.remaining])).toEqual([
+      [4, 2],
+      [1, 0],
+    ]);
+    expect(decision.taken).toBe(5);
+  });
+
+  it('refuses everything when nothing remains', () => {
+    const decision = decideBatch(0, [{ quantity: 1 }]);
+    expect(decision.accepted).toEqual([]);
+    expect(decision.taken).toBe(0);
+  });
+});
+
+describe('TicketOptionActor', () => {
+  it('activates lazily, commits a purchase and keeps the state cached', async () => {
+    const store = new FakeStore({ allocation: 10, purchased: 0, version: 1 });
+    const { actor } = actorOn(store);
+
+    const receipt = await buy(actor, 3);
+    await buy(actor, 2);
+
+    expect(receipt).toMatchObject({ ticketOptionId: 'option-1', userId: USER, quantity: 3 });
+    expect(store.rows.map((r) => r.id)).toContain(receipt.id);
+    expect(store.state).toMatchObject({ purchased: 5, version: 3 });
+    expect(actor.cachedState).toEqual({ allocation: 10, purchased: 5, version: 3 });
+    expect(store.loads).toBe(1);
+  });
+
+  it('commits everything queued during a commit as ONE batch, answering each after it', async () => {
+    const store = new FakeStore({ allocation: 100, purchased: 0, version: 1 });
+    const { actor } = actorOn(store);
+    store.hold();
+    const first = buy(actor, 1);
+    await store.entered; // the first commit is in flight, held by the store
+    const queued = [buy(actor, 2), buy(actor, 3), buy(actor, 4)];
+    store.release();
+
+    await Promise.all([first, ...queued]);
+
+    expect(store.commits.map((batch) => batch.map((p) => p.quantity))).toEqual([[1], [2, 3, 4]]);
+    expect(store.state).toMatchObject({ purchased: 10, version: 3 });
+    expect(actor.stats).toMatchObject({ commits: 2, purchasesCommitted: 4 });
+  });
+
+  it('bounds a batch at maxBatchSize', async () => {
+    const store = new FakeStore({ allocation: 100, purchased: 0, version: 1 });
+    const { actor } = actorOn(store, { maxBatchSize: 2 });
+    store.hold();
+    const all = [1, 1, 1, 1, 1].map((q) => buy(actor, q));
+    store.release();
+    await Promise.all(all);
+    expect(store.commits.map((batch) => batch.length)).toEqual([2, 2, 1]);
+  });
+
+  it('refuses with InsufficientAllocationError, writes nothing for it, and still serves a later small request', async () => {
+    const store = new FakeStore({ allocation: 5, purchased: 3, version: 7 });
+    const { actor } = actorOn(store);
+    store.hold();
+    const big = buy(actor, 3);
+    const small = buy(actor, 2);
+    store.release();
+
+    await expect(big).rejects.toBeInstanceOf(InsufficientAllocationError);
+    await expect(small).resolves.toMatchObject({ quantity: 2 });
+    expect(store.rows.map((r) => r.quantity)).toEqual([2]);
+    expect(store.state).toMatchObject({ purchased: 5 });
+  });
+
+  it('refuses without touching the store when the cached remainder is already too small', async () => {
+    const store = new FakeStore({ allocation: 2, purchased: 2, version: 4 });
+    const { actor } = actorOn(store);
+    const error = await buy(actor, 1).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InsufficientAllocationError);
+    expect(error).toMatchObject({ requested: 1, remaining: 0 });
+    expect(store.commits).toEqual([]);
+  });
+
+  it('on a lost version race reloads, re-decides the whole batch and retries', async () => {
+    const store = new FakeStore({ allocation: 10, purchased: 0, version: 1 });
+    const { actor, backoffs } = actorOn(store);
+    await buy(actor, 1); // cached: purchased 1
+    store.foreignSale(7); // truth: purchased 8, remaining 2
+
+    store.hold();
+    const three = buy(actor, 3);
+    const two = buy(actor, 2);
+    store.release();
+
+    // The first attempt (against the stale remainder of 9) loses; on reload 3 no longer fits.
+    await expect(three).rejects.toBeInstanceOf(InsufficientAllocationError);
+    await expect(two).resolves.toMatchObject({ quantity: 2 });
+    expect(store.state).toMatchObject({ purchased: 10 });
+    expect(store.rows.reduce((n, r) => n + r.quantity, 0)).toBe(10);
+    expect(actor.stats.versionConflicts).toBe(1);
+    expect(backoffs).toEqual([1]);
+  });
+
+  it('gives up after maxCommitAttempts lost races with a 503-class AllocationConflictError', async () => {
+    const store = new FakeStore({ allocation: 1000, purchased: 0, version: 1 });
+    const { actor, backoffs } = actorOn(store, { maxCommitAttempts: 3 });
+    store.beforeCommit = () => store.foreignSale(1); // another instance always wins
+
+    await expect(buy(actor, 1)).rejects.toBeInstanceOf(AllocationConflictError);
+    expect(backoffs).toEqual([1, 2]);
+    expect(store.rows.every((r) => r.id.startsWith('foreign-'))).toBe(true);
+  });
+
+  it('answers every request of a failed commit with 503 and reloads before the next decision', async () => {
+    const store = new FakeStore({ allocation: 10, purchased: 0, version: 1 });
+    const { actor } = actorOn(store);
+    await buy(actor, 1);
+    store.failNextCommit = new Error('connection terminated');
+    store.hold();
+    const failed = [buy(actor, 1), buy(actor, 2)];
+    store.release();
+
+    for (const attempt of failed) await expect(attempt).rejects.toBeInstanceOf(UnavailableError);
+    expect(actor.cachedState).toBeNull();
+
+    await expect(buy(actor, 2)).resolves.toMatchObject({ quantity: 2 });
+    expect(store.loads).toBe(2);
+    expect(store.state).toMatchObject({ purchased: 3 });
+  });
+
+  it('rejects with not found for an unknown option and tells its registry', async () => {
+    const store = new FakeStore(null);
+    const { actor, notFound } = actorOn(store);
+    await expect(buy(actor, 1)).rejects.toBeInstanceOf(TicketOptionNotFoundError);
+    expect(notFound).toEqual(['option-1']);
+  });
+
+  it('is idle again once everything queued has been answered', async () => {
+    const store = new FakeStore({ allocation: 10, purchased: 0, version: 1 });
+    const { actor } = actorOn(store);
+    store.hold();
+    const pending = [buy(actor, 1), buy(actor, 1)];
+    expect(actor.isIdle).toBe(false);
+    const idle = actor.whenIdle();
+    store.release();
+    await idle;
+    expect(actor.isIdle).toBe(true);
+    await Promise.all(pending);
+  });
+});

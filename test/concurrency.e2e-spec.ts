@@ -1,0 +1,108 @@
+import { randomUUID } from 'node:crypto';
+import { auditOption, PurchaseAttempt } from './support/audit';
+import { INVALID_PURCHASE_QUANTITY, JsonApiClient, purchaseBody } from './support/jsonapi-client';
+import { startTestApp, TestApp } from './support/test-app';
+
+/** Quantities 1..5 in a fixed, mixed order, so every run fires the same burst. */
+function mixedQuantities(count: number): number[] {
+  return Array.from({ length: count }, (_, i) => ((i * 7) % 5) + 1);
+}
+
+describe('concurrent purchases', () => {
+  let t: TestApp;
+  let api: JsonApiClient;
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    api = new JsonApiClient(t.baseUrl);
+  });
+  afterAll(() => t.close());
+
+  it('300 concurrent purchases of mixed quantities never oversell an allocation of 97', async () => {
+    const optionId = await api.createTicketOption({ name: 'Flash sale', allocation: 97 });
+    const quantities = mixedQuantities(300);
+
+    const attempts: PurchaseAttempt[] = await Promise.all(
+      quantities.map(async (quantity, i) => ({
+        quantity,
+        // Both routes, so both paths into the actor are exercised under contention.
+        response:
+          i % 2 === 0
+            ? await api.purchase(optionId, quantity)
+            : await api.post(`/ticket_options/${optionId}/purchases`, purchaseBody(undefined, quantity)),
+      })),
+    );
+
+    await auditOption(t.sql, optionId, attempts);
+    // 900 tickets were asked for 97 seats: some were refused, and since every refusal asked for
+    // more than what is left (audited above) and none asked for more than 5, under 5 remain.
+    const refused = attempts.filter((a) => a.response.status === 400);
+    expect(refused.length).toBeGreaterThan(0);
+    const sold = attempts.filter((a) => a.response.status === 201).reduce((n, a) => n + a.quantity, 0);
+    expect(97 - sold).toBeLessThan(5);
+  });
+
+  it('the actor recovers from a write made behind its back (lost version race) without overselling', async () => {
+    const optionId = await api.createTicketOption({ name: 'Race', allocation: 10 });
+    expect((await api.purchase(optionId, 3)).status).toBe(201); // the actor now caches purchased = 3
+
+    // Another instance sells 5 tickets: a purchase row plus the version-bumping update.
+    await t.sql.query(
+      `WITH bump AS (UPDATE ticket_options SET purchased = purchased + 5, version = version + 1 WHERE id = $1)
+       INSERT INTO purchases (id, ticket_option_id, user_id, quantity) VALUES ($2, $1, $3, 5)`,
+      [optionId, randomUUID(), randomUUID()],
+    );
+
+    // The cached remainder says 7, the truth is 2: the commit must lose, reload and refuse.
+    const tooMany = await api.purchase(optionId, 3);
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.body.errors[0]).toMatchObject(INVALID_PURCHASE_QUANTITY);
+
+    const fits = await api.purchase(optionId, 2);
+    expect(fits.status).toBe(201);
+
+    const row = (await t.sql.query('SELECT purchased, version FROM ticket_options WHERE id = $1', [optionId])).rows[0];
+    const sum = (await t.sql.query('SELECT sum(quantity)::int AS n FROM purchases WHERE ticket_option_id = $1', [optionId])).rows[0].n;
+    expect(row.purchased).toBe(10);
+    expect(sum).toBe(10);
+  });
+
+  it('a stale actor whose purchase still fits retries and commits on top of the foreign write', async () => {
+    const optionId = await api.createTicketOption({ name: 'Race 2', allocation: 20 });
+    expect((await api.purchase(optionId, 3)).status).toBe(201);
+    await t.sql.query(
+      `WITH bump AS (UPDATE ticket_options SET purchased = purchased + 5, version = version + 1 WHERE id = $1)
+       INSERT INTO purchases (id, ticket_option_id, user_id, quantity) VALUES ($2, $1, $3, 5)`,
+      [optionId, randomUUID(), randomUUID()],
+    );
+
+    expect((await api.purchase(optionId, 4)).status).toBe(201);
+
+    // Without the version check the stale write would have set purchased = 7 and lost the 5.
+    const row = (await t.sql.query('SELECT purchased FROM ticket_options WHERE id = $1', [optionId])).rows[0];
+    const sum = (await t.sql.query('SELECT sum(quantity)::int AS n FROM purchases WHERE ticket_option_id = $1', [optionId])).rows[0].n;
+    expect(row.purchased).toBe(12);
+    expect(sum).toBe(12);
+  });
+
+  it('two instances on one database, purchases spread across both, never oversell', async () => {
+    const second = await startTestApp({ databaseUrl: t.databaseUrl });
+    try {
+      const apis = [api, new JsonApiClient(second.baseUrl)];
+      const optionId = await api.createTicketOption({ name: 'Shared', allocation: 150 });
+      const quantities = mixedQuantities(200);
+
+      const attempts: PurchaseAttempt[] = await Promise.all(
+        quantities.map(async (quantity, i) => ({
+          quantity,
+          response: await apis[i % 2].purchase(optionId, quantity),
+        })),
+      );
+
+      await auditOption(t.sql, optionId, attempts);
+      expect(attempts.some((a) => a.response.status === 201)).toBe(true);
+    } finally {
+      await second.close();
+    }
+  });
+});

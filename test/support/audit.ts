@@ -1,0 +1,44 @@
+import type { Pool } from 'pg';
+import type { ApiResponse } from './jsonapi-client';
+
+export interface PurchaseAttempt {
+  quantity: number;
+  response: ApiResponse;
+}
+
+/**
+ * The audit of SPEC §1 after a burst of purchases against one option: the database holds exactly
+ * the acknowledged purchases, within the allocation, and every refusal was justified.
+ */
+export async function auditOption(sql: Pool, optionId: string, attempts: PurchaseAttempt[]): Promise<void> {
+  const option = (
+    await sql.query('SELECT allocation, purchased FROM ticket_options WHERE id = $1', [optionId])
+  ).rows[0] as { allocation: number; purchased: number };
+  const rows = (
+    await sql.query('SELECT id, quantity FROM purchases WHERE ticket_option_id = $1', [optionId])
+  ).rows as Array<{ id: string; quantity: number }>;
+  const stored = new Map(rows.map((row) => [row.id, row.quantity]));
+  const sum = rows.reduce((total, row) => total + row.quantity, 0);
+
+  // 0 <= SUM(purchases.quantity) == ticket_options.purchased <= ticket_options.allocation
+  expect(sum).toBe(option.purchased);
+  expect(option.purchased).toBeLessThanOrEqual(option.allocation);
+
+  const accepted = attempts.filter((a) => a.response.status === 201);
+  const refused = attempts.filter((a) => a.response.status === 400);
+  // Nothing but acknowledgements and justified refusals.
+  expect(accepted.length + refused.length).toBe(attempts.length);
+
+  // Every 201 is persisted with its quantity, and nothing else is.
+  for (const attempt of accepted) {
+    expect(stored.get(attempt.response.body.data.id)).toBe(attempt.quantity);
+  }
+  expect(rows.length).toBe(accepted.length);
+
+  // Every refusal is justified: availability only shrinks, so the final remainder bounds it.
+  const remaining = option.allocation - option.purchased;
+  for (const attempt of refused) {
+    expect(attempt.response.body.errors[0].code).toBe('invalid_purchase_quantity');
+    expect(attempt.quantity).toBeGreaterThan(remaining);
+  }
+}
