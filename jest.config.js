@@ -22,8 +22,9 @@ module.exports = {
       transform,
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
-      testTimeout: 60000,
     },
   ],
   maxWorkers: 2,
+  // Process and embedded-database tests start real servers; a hang still fails, just later.
+  testTimeout: 60000,
 };

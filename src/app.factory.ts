@@ -29,7 +29,10 @@ export async function createApp(config: ResolvedConfig): Promise<NestFastifyAppl
   const adapter = new FastifyAdapter({
     logger: { level: config.logLevel },
     // One line per request comes from our onResponse hook (jsonapi-http.ts), not two from Fastify.
-    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    logController: new LogController({
+      disableRequestLogging: true,
+      requestIdLogLabel: 'requestId',
+    }),
     genReqId: requestIdOf,
     bodyLimit: config.bodyLimitBytes,
     // Longer than typical load balancer idle timeouts (60 s), so the balancer closes first.
@@ -37,13 +40,15 @@ export async function createApp(config: ResolvedConfig): Promise<NestFastifyAppl
     return503OnClosing: true,
     // A path that is not even a valid URL (e.g. `/ticket_options/%zz`) names no resource.
     frameworkErrors: (_error: Error, _request: FastifyRequest, reply: FastifyReply) =>
-      sendProblems(reply, 404, [{ code: 'not_found', detail: 'The request path is not a valid URL.' }]),
+      sendProblems(reply, 404, [
+        { code: 'not_found', detail: 'The request path is not a valid URL.' },
+      ]),
   });
-  const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.forRoot(config),
-    adapter,
-    { bodyParser: false, logger: NEST_LOG_LEVELS[config.logLevel], abortOnError: false },
-  );
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
+    bodyParser: false,
+    logger: NEST_LOG_LEVELS[config.logLevel],
+    abortOnError: false,
+  });
   installJsonApiHttp(app.getHttpAdapter().getInstance(), config.bodyLimitBytes);
   await app.init();
   return app;

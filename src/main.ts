@@ -34,7 +34,10 @@ async function main(): Promise<void> {
     throw error;
   }
   const running = app;
-  running.getHttpAdapter().getInstance().log.info(`listening on http://${config.host}:${config.port}`);
+  running
+    .getHttpAdapter()
+    .getInstance()
+    .log.info(`listening on http://${config.host}:${config.port}`);
 
   // Nest's enableShutdownHooks() re-raises the signal after closing, so the process would die
   // with 143 instead of exiting 0; we close the app ourselves: the actor registry drains

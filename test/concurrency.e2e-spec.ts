@@ -29,7 +29,10 @@ describe('concurrent purchases', () => {
         response:
           i % 2 === 0
             ? await api.purchase(optionId, quantity)
-            : await api.post(`/ticket_options/${optionId}/purchases`, purchaseBody(undefined, quantity)),
+            : await api.post(
+                `/ticket_options/${optionId}/purchases`,
+                purchaseBody(undefined, quantity),
+              ),
       })),
     );
 
@@ -38,7 +41,9 @@ describe('concurrent purchases', () => {
     // more than what is left (audited above) and none asked for more than 5, under 5 remain.
     const refused = attempts.filter((a) => a.response.status === 400);
     expect(refused.length).toBeGreaterThan(0);
-    const sold = attempts.filter((a) => a.response.status === 201).reduce((n, a) => n + a.quantity, 0);
+    const sold = attempts
+      .filter((a) => a.response.status === 201)
+      .reduce((n, a) => n + a.quantity, 0);
     expect(97 - sold).toBeLessThan(5);
   });
 
@@ -61,8 +66,15 @@ describe('concurrent purchases', () => {
     const fits = await api.purchase(optionId, 2);
     expect(fits.status).toBe(201);
 
-    const row = (await t.sql.query('SELECT purchased, version FROM ticket_options WHERE id = $1', [optionId])).rows[0];
-    const sum = (await t.sql.query('SELECT sum(quantity)::int AS n FROM purchases WHERE ticket_option_id = $1', [optionId])).rows[0].n;
+    const row = (
+      await t.sql.query('SELECT purchased, version FROM ticket_options WHERE id = $1', [optionId])
+    ).rows[0];
+    const sum = (
+      await t.sql.query(
+        'SELECT sum(quantity)::int AS n FROM purchases WHERE ticket_option_id = $1',
+        [optionId],
+      )
+    ).rows[0].n;
     expect(row.purchased).toBe(10);
     expect(sum).toBe(10);
   });
@@ -79,8 +91,15 @@ describe('concurrent purchases', () => {
     expect((await api.purchase(optionId, 4)).status).toBe(201);
 
     // Without the version check the stale write would have set purchased = 7 and lost the 5.
-    const row = (await t.sql.query('SELECT purchased FROM ticket_options WHERE id = $1', [optionId])).rows[0];
-    const sum = (await t.sql.query('SELECT sum(quantity)::int AS n FROM purchases WHERE ticket_option_id = $1', [optionId])).rows[0].n;
+    const row = (
+      await t.sql.query('SELECT purchased FROM ticket_options WHERE id = $1', [optionId])
+    ).rows[0];
+    const sum = (
+      await t.sql.query(
+        'SELECT sum(quantity)::int AS n FROM purchases WHERE ticket_option_id = $1',
+        [optionId],
+      )
+    ).rows[0].n;
     expect(row.purchased).toBe(12);
     expect(sum).toBe(12);
   });

@@ -47,7 +47,11 @@ describe('JSON:API media types and error documents', () => {
     expect(response.status).toBe(415);
     expect(response.headers.get('content-type')).toBe(JSONAPI);
     expect(response.body.errors).toEqual([
-      expect.objectContaining({ status: '415', code: 'unsupported_media_type', source: { parameter: 'Content-Type' } }),
+      expect.objectContaining({
+        status: '415',
+        code: 'unsupported_media_type',
+        source: { parameter: 'Content-Type' },
+      }),
     ]);
   });
 
@@ -67,20 +71,29 @@ describe('JSON:API media types and error documents', () => {
     ['malformed JSON', '{"data": '],
     ['an empty body', ''],
     ['a JSON number', '42'],
-    ['__proto__ members', '{"data":{"type":"ticket_options","attributes":{"name":"n","allocation":1}},"__proto__":{"x":1}}'],
+    [
+      '__proto__ members',
+      '{"data":{"type":"ticket_options","attributes":{"name":"n","allocation":1}},"__proto__":{"x":1}}',
+    ],
   ])('answers %s with 400 invalid_document', async (_case, body) => {
     const response = await post(JSONAPI, body);
     expect(response.status).toBe(400);
     expect(response.headers.get('content-type')).toBe(JSONAPI);
-    expect(response.body.errors).toEqual([expect.objectContaining({ status: '400', code: 'invalid_document' })]);
+    expect(response.body.errors).toEqual([
+      expect.objectContaining({ status: '400', code: 'invalid_document' }),
+    ]);
   });
 
   it('answers a body over the limit with 413 payload_too_large', async () => {
-    const big = JSON.stringify(ticketOptionBody({ name: 'n', allocation: 1, description: 'x'.repeat(70000) }));
+    const big = JSON.stringify(
+      ticketOptionBody({ name: 'n', allocation: 1, description: 'x'.repeat(70000) }),
+    );
     const response = await post(JSONAPI, big);
     expect(response.status).toBe(413);
     expect(response.headers.get('content-type')).toBe(JSONAPI);
-    expect(response.body.errors).toEqual([expect.objectContaining({ status: '413', code: 'payload_too_large' })]);
+    expect(response.body.errors).toEqual([
+      expect.objectContaining({ status: '413', code: 'payload_too_large' }),
+    ]);
   });
 
   it.each([
@@ -92,7 +105,9 @@ describe('JSON:API media types and error documents', () => {
     const response = await api.request(method, path);
     expect(response.status).toBe(404);
     expect(response.headers.get('content-type')).toBe(JSONAPI);
-    expect(response.body.errors).toEqual([expect.objectContaining({ status: '404', code: 'not_found' })]);
+    expect(response.body.errors).toEqual([
+      expect.objectContaining({ status: '404', code: 'not_found' }),
+    ]);
   });
 
   it('answers 406 when every JSON:API media type in Accept has a forbidden parameter', async () => {
@@ -101,7 +116,12 @@ describe('JSON:API media types and error documents', () => {
     expect(refused.status).toBe(406);
     expect(refused.body.errors[0]).toMatchObject({ status: '406', code: 'not_acceptable' });
 
-    for (const accept of [`${JSONAPI}; charset=utf-8, ${JSONAPI}`, '*/*', 'application/json', 'text/html']) {
+    for (const accept of [
+      `${JSONAPI}; charset=utf-8, ${JSONAPI}`,
+      '*/*',
+      'application/json',
+      'text/html',
+    ]) {
       const served = await api.get(`/ticket_options/${id}`, { accept });
       expect(served.status).toBe(200);
     }
@@ -112,12 +132,17 @@ describe('JSON:API media types and error documents', () => {
       post(JSONAPI, '{"data": ['),
       post('text/plain', 'x'),
       api.get('/ticket_options/%zz'),
-      post(JSONAPI, JSON.stringify(ticketOptionBody({ name: 'n', allocation: 99999999999999999999 }))),
+      post(
+        JSONAPI,
+        '{"data":{"type":"ticket_options","attributes":{"name":"n","allocation":99999999999999999999}}}',
+      ),
     ]);
     for (const response of responses) {
       expect(response.status).toBeGreaterThanOrEqual(400);
       expect(response.status).toBeLessThan(500);
-      expect(response.text).not.toMatch(/at .*\.(js|ts):\d+|SyntaxError|FST_|QueryFailed|postgres/i);
+      expect(response.text).not.toMatch(
+        /at .*\.(js|ts):\d+|SyntaxError|FST_|QueryFailed|postgres/i,
+      );
       for (const error of response.body.errors) {
         expect(Object.keys(error).sort()).toEqual(
           expect.arrayContaining(['code', 'detail', 'status', 'title']),

@@ -17,7 +17,9 @@ describe('purchases over HTTP', () => {
   });
   afterAll(() => t.close());
 
-  async function persisted(optionId: string): Promise<{ purchased: number; sum: number; rows: number }> {
+  async function persisted(
+    optionId: string,
+  ): Promise<{ purchased: number; sum: number; rows: number }> {
     const result = await t.sql.query(
       `SELECT o.purchased,
               COALESCE((SELECT sum(quantity) FROM purchases WHERE ticket_option_id = o.id), 0)::int AS sum,
@@ -52,7 +54,11 @@ describe('purchases over HTTP', () => {
         },
       });
       const row = await t.sql.query('SELECT * FROM purchases WHERE id = $1', [id]);
-      expect(row.rows[0]).toMatchObject({ ticket_option_id: optionId, user_id: userId, quantity: 3 });
+      expect(row.rows[0]).toMatchObject({
+        ticket_option_id: optionId,
+        user_id: userId,
+        quantity: 3,
+      });
       expect(await persisted(optionId)).toEqual({ purchased: 3, sum: 3, rows: 1 });
 
       const readBack = await api.get(`/purchases/${id}`);
@@ -118,19 +124,22 @@ describe('purchases over HTTP', () => {
       ['null', null],
       ['above int32', 2147483648],
       ['a boolean', true],
-    ])('refuses a quantity that is %s with invalid_attribute and persists nothing', async (_c, quantity) => {
-      const optionId = await api.createTicketOption({ name: 'Q', allocation: 10 });
-      const response = await api.purchase(optionId, quantity);
-      expect(response.status).toBe(400);
-      expect(response.body.errors).toEqual([
-        expect.objectContaining({
-          status: '400',
-          code: 'invalid_attribute',
-          source: { pointer: '/data/attributes/quantity' },
-        }),
-      ]);
-      expect(await persisted(optionId)).toEqual({ purchased: 0, sum: 0, rows: 0 });
-    });
+    ])(
+      'refuses a quantity that is %s with invalid_attribute and persists nothing',
+      async (_c, quantity) => {
+        const optionId = await api.createTicketOption({ name: 'Q', allocation: 10 });
+        const response = await api.purchase(optionId, quantity);
+        expect(response.status).toBe(400);
+        expect(response.body.errors).toEqual([
+          expect.objectContaining({
+            status: '400',
+            code: 'invalid_attribute',
+            source: { pointer: '/data/attributes/quantity' },
+          }),
+        ]);
+        expect(await persisted(optionId)).toEqual({ purchased: 0, sum: 0, rows: 0 });
+      },
+    );
 
     it('refuses a missing quantity', async () => {
       const optionId = await api.createTicketOption({ name: 'Q', allocation: 10 });
@@ -145,13 +154,37 @@ describe('purchases over HTTP', () => {
     });
 
     it.each([
-      ['missing ticket_option', (b: any) => delete b.data.relationships.ticket_option, '/data/relationships/ticket_option'],
+      [
+        'missing ticket_option',
+        (b: any) => delete b.data.relationships.ticket_option,
+        '/data/relationships/ticket_option',
+      ],
       ['missing user', (b: any) => delete b.data.relationships.user, '/data/relationships/user'],
-      ['user id not a UUID', (b: any) => (b.data.relationships.user.data.id = 'bob'), '/data/relationships/user/data/id'],
-      ['user of the wrong type', (b: any) => (b.data.relationships.user.data.type = 'people'), '/data/relationships/user/data/type'],
-      ['ticket_option without data', (b: any) => (b.data.relationships.ticket_option = {}), '/data/relationships/ticket_option/data'],
-      ['to-many linkage', (b: any) => (b.data.relationships.user.data = []), '/data/relationships/user/data'],
-      ['unknown relationship', (b: any) => (b.data.relationships.venue = { data: null }), '/data/relationships/venue'],
+      [
+        'user id not a UUID',
+        (b: any) => (b.data.relationships.user.data.id = 'bob'),
+        '/data/relationships/user/data/id',
+      ],
+      [
+        'user of the wrong type',
+        (b: any) => (b.data.relationships.user.data.type = 'people'),
+        '/data/relationships/user/data/type',
+      ],
+      [
+        'ticket_option without data',
+        (b: any) => (b.data.relationships.ticket_option = {}),
+        '/data/relationships/ticket_option/data',
+      ],
+      [
+        'to-many linkage',
+        (b: any) => (b.data.relationships.user.data = []),
+        '/data/relationships/user/data',
+      ],
+      [
+        'unknown relationship',
+        (b: any) => (b.data.relationships.venue = { data: null }),
+        '/data/relationships/venue',
+      ],
     ])('refuses %s with invalid_relationship and a pointer', async (_case, mutate, pointer) => {
       const optionId = await api.createTicketOption({ name: 'R', allocation: 10 });
       const body = purchaseBody(optionId, 1);
@@ -159,7 +192,11 @@ describe('purchases over HTTP', () => {
       const response = await api.post('/purchases', body);
       expect(response.status).toBe(400);
       expect(response.body.errors).toEqual([
-        expect.objectContaining({ status: '400', code: 'invalid_relationship', source: { pointer } }),
+        expect.objectContaining({
+          status: '400',
+          code: 'invalid_relationship',
+          source: { pointer },
+        }),
       ]);
       expect(await persisted(optionId)).toEqual({ purchased: 0, sum: 0, rows: 0 });
     });
@@ -170,12 +207,18 @@ describe('purchases over HTTP', () => {
       wrongType.data.type = 'orders';
       const typeResponse = await api.post('/purchases', wrongType);
       expect(typeResponse.status).toBe(409);
-      expect(typeResponse.body.errors[0]).toMatchObject({ code: 'type_conflict', source: { pointer: '/data/type' } });
+      expect(typeResponse.body.errors[0]).toMatchObject({
+        code: 'type_conflict',
+        source: { pointer: '/data/type' },
+      });
 
       const withId = { data: { ...purchaseBody(optionId, 1).data, id: randomUUID() } };
       const idResponse = await api.post('/purchases', withId);
       expect(idResponse.status).toBe(403);
-      expect(idResponse.body.errors[0]).toMatchObject({ code: 'client_id_unsupported', source: { pointer: '/data/id' } });
+      expect(idResponse.body.errors[0]).toMatchObject({
+        code: 'client_id_unsupported',
+        source: { pointer: '/data/id' },
+      });
       expect(await persisted(optionId)).toEqual({ purchased: 0, sum: 0, rows: 0 });
     });
   });
@@ -183,27 +226,42 @@ describe('purchases over HTTP', () => {
   describe('POST /ticket_options/:id/purchases', () => {
     it('buys with the option taken from the path', async () => {
       const optionId = await api.createTicketOption({ name: 'Nested', allocation: 4 });
-      const response = await api.post(`/ticket_options/${optionId}/purchases`, purchaseBody(undefined, 4));
+      const response = await api.post(
+        `/ticket_options/${optionId}/purchases`,
+        purchaseBody(undefined, 4),
+      );
       expect(response.status).toBe(201);
       expect(response.headers.get('location')).toBe(`/purchases/${response.body.data.id}`);
-      expect(response.body.data.relationships.ticket_option.data).toEqual({ type: 'ticket_options', id: optionId });
+      expect(response.body.data.relationships.ticket_option.data).toEqual({
+        type: 'ticket_options',
+        id: optionId,
+      });
       expect(await persisted(optionId)).toEqual({ purchased: 4, sum: 4, rows: 1 });
 
-      const refused = await api.post(`/ticket_options/${optionId}/purchases`, purchaseBody(undefined, 1));
+      const refused = await api.post(
+        `/ticket_options/${optionId}/purchases`,
+        purchaseBody(undefined, 1),
+      );
       expect(refused.status).toBe(400);
       expect(refused.body.errors[0]).toMatchObject(INVALID_PURCHASE_QUANTITY);
     });
 
     it('accepts a ticket_option relationship that matches the path', async () => {
       const optionId = await api.createTicketOption({ name: 'Nested', allocation: 4 });
-      const response = await api.post(`/ticket_options/${optionId}/purchases`, purchaseBody(optionId.toUpperCase(), 1));
+      const response = await api.post(
+        `/ticket_options/${optionId}/purchases`,
+        purchaseBody(optionId.toUpperCase(), 1),
+      );
       expect(response.status).toBe(201);
     });
 
     it('refuses a ticket_option relationship that differs from the path with 409 id_conflict', async () => {
       const optionId = await api.createTicketOption({ name: 'Nested', allocation: 4 });
       const other = await api.createTicketOption({ name: 'Other', allocation: 4 });
-      const response = await api.post(`/ticket_options/${optionId}/purchases`, purchaseBody(other, 1));
+      const response = await api.post(
+        `/ticket_options/${optionId}/purchases`,
+        purchaseBody(other, 1),
+      );
       expect(response.status).toBe(409);
       expect(response.body.errors).toEqual([
         expect.objectContaining({
@@ -218,7 +276,10 @@ describe('purchases over HTTP', () => {
 
     it('answers 404 for an unknown option and for a path id that is not a UUID', async () => {
       for (const id of [randomUUID(), 'nope']) {
-        const response = await api.post(`/ticket_options/${id}/purchases`, purchaseBody(undefined, 1));
+        const response = await api.post(
+          `/ticket_options/${id}/purchases`,
+          purchaseBody(undefined, 1),
+        );
         expect(response.status).toBe(404);
         expect(response.body.errors[0]).toMatchObject({ status: '404', code: 'not_found' });
       }

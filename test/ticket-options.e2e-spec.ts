@@ -31,18 +31,29 @@ describe('ticket options over HTTP', () => {
       });
 
       const row = await t.sql.query('SELECT * FROM ticket_options WHERE id = $1', [id]);
-      expect(row.rows[0]).toMatchObject({ name: 'example', allocation: 100, purchased: 0, version: 1 });
+      expect(row.rows[0]).toMatchObject({
+        name: 'example',
+        allocation: 100,
+        purchased: 0,
+        version: 1,
+      });
     });
 
     it('stores an omitted description as null', async () => {
-      const response = await api.post('/ticket_options', ticketOptionBody({ name: 'n', allocation: 1 }));
+      const response = await api.post(
+        '/ticket_options',
+        ticketOptionBody({ name: 'n', allocation: 1 }),
+      );
       expect(response.status).toBe(201);
       expect(response.body.data.attributes.description).toBeNull();
     });
 
     it('accepts allocation 0 (an option that is sold out) and the int32 maximum', async () => {
       for (const allocation of [0, 2147483647]) {
-        const response = await api.post('/ticket_options', ticketOptionBody({ name: 'n', allocation }));
+        const response = await api.post(
+          '/ticket_options',
+          ticketOptionBody({ name: 'n', allocation }),
+        );
         expect(response.status).toBe(201);
         expect(response.body.data.attributes.allocation).toBe(allocation);
       }
@@ -54,26 +65,49 @@ describe('ticket options over HTTP', () => {
       ['blank name', { name: '   ', allocation: 1 }, '/data/attributes/name'],
       ['name of 256 chars', { name: 'x'.repeat(256), allocation: 1 }, '/data/attributes/name'],
       ['numeric name', { name: 5, allocation: 1 }, '/data/attributes/name'],
-      ['description of 10,001 chars', { name: 'n', description: 'd'.repeat(10001), allocation: 1 }, '/data/attributes/description'],
-      ['numeric description', { name: 'n', description: 3, allocation: 1 }, '/data/attributes/description'],
+      [
+        'description of 10,001 chars',
+        { name: 'n', description: 'd'.repeat(10001), allocation: 1 },
+        '/data/attributes/description',
+      ],
+      [
+        'numeric description',
+        { name: 'n', description: 3, allocation: 1 },
+        '/data/attributes/description',
+      ],
       ['missing allocation', { name: 'n' }, '/data/attributes/allocation'],
       ['negative allocation', { name: 'n', allocation: -1 }, '/data/attributes/allocation'],
       ['fractional allocation', { name: 'n', allocation: 1.5 }, '/data/attributes/allocation'],
       ['string allocation', { name: 'n', allocation: '10' }, '/data/attributes/allocation'],
       ['null allocation', { name: 'n', allocation: null }, '/data/attributes/allocation'],
-      ['allocation above int32', { name: 'n', allocation: 2147483648 }, '/data/attributes/allocation'],
-      ['unknown attribute', { name: 'n', allocation: 1, remaining: 1 }, '/data/attributes/remaining'],
-    ])('refuses %s with invalid_attribute and a pointer to it', async (_case, attributes, pointer) => {
-      const response = await api.post('/ticket_options', ticketOptionBody(attributes));
+      [
+        'allocation above int32',
+        { name: 'n', allocation: 2147483648 },
+        '/data/attributes/allocation',
+      ],
+      [
+        'unknown attribute',
+        { name: 'n', allocation: 1, remaining: 1 },
+        '/data/attributes/remaining',
+      ],
+    ])(
+      'refuses %s with invalid_attribute and a pointer to it',
+      async (_case, attributes, pointer) => {
+        const response = await api.post('/ticket_options', ticketOptionBody(attributes));
 
-      expect(response.status).toBe(400);
-      expect(response.headers.get('content-type')).toBe(JSONAPI);
-      expect(response.body.errors).toEqual([
-        expect.objectContaining({ status: '400', code: 'invalid_attribute', source: { pointer } }),
-      ]);
-      expect(typeof response.body.errors[0].title).toBe('string');
-      expect(typeof response.body.errors[0].detail).toBe('string');
-    });
+        expect(response.status).toBe(400);
+        expect(response.headers.get('content-type')).toBe(JSONAPI);
+        expect(response.body.errors).toEqual([
+          expect.objectContaining({
+            status: '400',
+            code: 'invalid_attribute',
+            source: { pointer },
+          }),
+        ]);
+        expect(typeof response.body.errors[0].title).toBe('string');
+        expect(typeof response.body.errors[0].detail).toBe('string');
+      },
+    );
 
     it('reports every invalid field, each with its own pointer', async () => {
       const response = await api.post(
@@ -81,21 +115,33 @@ describe('ticket options over HTTP', () => {
         ticketOptionBody({ name: '', allocation: -5, colour: 'red' }),
       );
       expect(response.status).toBe(400);
-      const pointers = response.body.errors.map((e: { source: { pointer: string } }) => e.source.pointer);
+      const pointers = response.body.errors.map(
+        (e: { source: { pointer: string } }) => e.source.pointer,
+      );
       expect(pointers.sort()).toEqual(
         ['/data/attributes/allocation', '/data/attributes/colour', '/data/attributes/name'].sort(),
       );
-      const count = await t.sql.query("SELECT count(*)::int AS n FROM ticket_options WHERE allocation < 0");
+      const count = await t.sql.query(
+        'SELECT count(*)::int AS n FROM ticket_options WHERE allocation < 0',
+      );
       expect(count.rows[0].n).toBe(0);
     });
 
     it('refuses a client-generated id with 403 client_id_unsupported', async () => {
       const response = await api.post('/ticket_options', {
-        data: { type: 'ticket_options', id: '6f1f7b5e-8c1e-4a52-9d8e-0a4f6f7c1b11', attributes: { name: 'n', allocation: 1 } },
+        data: {
+          type: 'ticket_options',
+          id: '6f1f7b5e-8c1e-4a52-9d8e-0a4f6f7c1b11',
+          attributes: { name: 'n', allocation: 1 },
+        },
       });
       expect(response.status).toBe(403);
       expect(response.body.errors).toEqual([
-        expect.objectContaining({ status: '403', code: 'client_id_unsupported', source: { pointer: '/data/id' } }),
+        expect.objectContaining({
+          status: '403',
+          code: 'client_id_unsupported',
+          source: { pointer: '/data/id' },
+        }),
       ]);
     });
 
@@ -105,7 +151,11 @@ describe('ticket options over HTTP', () => {
       });
       expect(response.status).toBe(409);
       expect(response.body.errors).toEqual([
-        expect.objectContaining({ status: '409', code: 'type_conflict', source: { pointer: '/data/type' } }),
+        expect.objectContaining({
+          status: '409',
+          code: 'type_conflict',
+          source: { pointer: '/data/type' },
+        }),
       ]);
     });
 
@@ -117,7 +167,10 @@ describe('ticket options over HTTP', () => {
       ['a top-level string', 'hello'],
       ['null', null],
       ['attributes that are not an object', { data: { type: 'ticket_options', attributes: 7 } }],
-      ['an unknown top-level member', { data: { type: 'ticket_options', attributes: { name: 'n', allocation: 1 } }, extra: 1 }],
+      [
+        'an unknown top-level member',
+        { data: { type: 'ticket_options', attributes: { name: 'n', allocation: 1 } }, extra: 1 },
+      ],
     ])('refuses %s with 400 invalid_document', async (_case, body) => {
       const response = await api.request('POST', '/ticket_options', {
         rawBody: JSON.stringify(body),
@@ -134,7 +187,11 @@ describe('ticket options over HTTP', () => {
 
   describe('GET /ticket_options/:id', () => {
     it('returns the option as created, with the original allocation and the remainder in meta', async () => {
-      const id = await api.createTicketOption({ name: 'Balcony', description: 'Row A', allocation: 50 });
+      const id = await api.createTicketOption({
+        name: 'Balcony',
+        description: 'Row A',
+        allocation: 50,
+      });
       const bought = await api.purchase(id, 7);
       expect(bought.status).toBe(201);
 
@@ -158,7 +215,9 @@ describe('ticket options over HTTP', () => {
         const response = await api.get(`/ticket_options/${id}`);
         expect(response.status).toBe(404);
         expect(response.headers.get('content-type')).toBe(JSONAPI);
-        expect(response.body.errors).toEqual([expect.objectContaining({ status: '404', code: 'not_found' })]);
+        expect(response.body.errors).toEqual([
+          expect.objectContaining({ status: '404', code: 'not_found' }),
+        ]);
       }
     });
   });

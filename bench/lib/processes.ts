@@ -16,15 +16,15 @@ export interface ManagedProcess {
 }
 
 interface Entry {
-  process: ManagedProcess;
+  managed: ManagedProcess;
   child: ChildProcess;
-  stopSignal: NodeJS.Signals;
 }
 
 const running = new Map<number, Entry>();
 const TAIL_LINES = 30;
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Starts a process whose output goes to `logDir/<name>.log` (and a short in-memory tail), never to
@@ -37,8 +37,6 @@ export function startProcess(options: {
   env: NodeJS.ProcessEnv;
   cwd: string;
   logDir: string;
-  /** nginx stops gracefully on SIGQUIT; node servers on SIGTERM. */
-  stopSignal?: NodeJS.Signals;
 }): ManagedProcess {
   const logFile = join(options.logDir, `${options.name}.log`);
   const log = createWriteStream(logFile, { flags: 'w' });
@@ -85,7 +83,7 @@ export function startProcess(options: {
     hasExited: () => done,
     tail: () => lines.join('\n'),
   };
-  running.set(pid, { process: managed, child, stopSignal: options.stopSignal ?? 'SIGTERM' });
+  running.set(pid, { managed, child });
   return managed;
 }
 
@@ -93,7 +91,8 @@ export function startProcess(options: {
 export async function stopProcess(managed: ManagedProcess, graceMs = 10_000): Promise<void> {
   const entry = running.get(managed.pid);
   if (!entry || managed.hasExited()) return;
-  entry.child.kill(entry.stopSignal);
+  // SIGTERM: the service drains and exits 0, nginx and the references shut down fast.
+  entry.child.kill('SIGTERM');
   const outcome = await Promise.race([managed.exited, sleep(graceMs).then(() => 'timeout')]);
   if (outcome === 'timeout' && !managed.hasExited()) {
     entry.child.kill('SIGKILL');
@@ -102,7 +101,7 @@ export async function stopProcess(managed: ManagedProcess, graceMs = 10_000): Pr
 }
 
 export async function stopAll(): Promise<void> {
-  await Promise.all([...running.values()].map((entry) => stopProcess(entry.process)));
+  await Promise.all([...running.values()].map((entry) => stopProcess(entry.managed)));
 }
 
 /** Last resort on `exit`, where nothing asynchronous runs any more. */

@@ -106,7 +106,10 @@ async function purchase(optionId: string, input: PurchaseInput): Promise<Outcome
     }
     const id = randomUUID();
     await client.query({ ...BUMP_OPTION, values: [optionId, input.quantity] });
-    await client.query({ ...INSERT_PURCHASE, values: [id, optionId, input.userId, input.quantity] });
+    await client.query({
+      ...INSERT_PURCHASE,
+      values: [id, optionId, input.userId, input.quantity],
+    });
     await client.query('COMMIT');
     return { kind: 'created', id };
   } catch (failure) {

@@ -75,12 +75,19 @@ class FakeStore implements TicketOptionStore {
 
   /** Another instance sells `quantity` tickets. */
   foreignSale(quantity: number): void {
-    this.state = { ...this.state!, purchased: this.state!.purchased + quantity, version: this.state!.version + 1 };
+    this.state = {
+      ...this.state!,
+      purchased: this.state!.purchased + quantity,
+      version: this.state!.version + 1,
+    };
     this.rows.push({ id: `foreign-${this.rows.length}`, userId: USER, quantity });
   }
 }
 
-function actorOn(store: FakeStore, options: Partial<{ maxBatchSize: number; maxCommitAttempts: number }> = {}) {
+function actorOn(
+  store: FakeStore,
+  options: Partial<{ maxBatchSize: number; maxCommitAttempts: number }> = {},
+) {
   const backoffs: number[] = [];
   const notFound: string[] = [];
   const actor = new TicketOptionActor('option-1', store, {
@@ -95,11 +102,17 @@ function actorOn(store: FakeStore, options: Partial<{ maxBatchSize: number; maxC
   return { actor, backoffs, notFound };
 }
 
-const buy = (actor: TicketOptionActor, quantity: number) => actor.purchase({ userId: USER, quantity });
+const buy = (actor: TicketOptionActor, quantity: number) =>
+  actor.purchase({ userId: USER, quantity });
 
 describe('decideBatch (first fit in arrival order)', () => {
   it('accepts what fits and refuses the rest, without letting a big request block a small one', () => {
-    const decision = decideBatch(5, [{ quantity: 3 }, { quantity: 4 }, { quantity: 2 }, { quantity: 1 }]);
+    const decision = decideBatch(5, [
+      { quantity: 3 },
+      { quantity: 4 },
+      { quantity: 2 },
+      { quantity: 1 },
+    ]);
     expect(decision.accepted.map((r) => r.quantity)).toEqual([3, 2]);
     expect(decision.refused.map((r) => [r.item.quantity, r.remaining])).toEqual([
       [4, 2],

@@ -13,8 +13,7 @@ export interface AcceptedPurchase {
 }
 
 export type CommitOutcome =
-  | { committed: true; version: number; createdAt: Date }
-  | { committed: false };
+  { committed: true; version: number; createdAt: Date } | { committed: false };
 
 /**
  * The persistence port of the actor. `commit` must be atomic: either `purchased` moves from the

@@ -55,7 +55,17 @@ export async function startEmbeddedPostgres(
 
   if (!existsSync(join(options.dataDir, 'PG_VERSION'))) {
     await mkdir(options.dataDir, { recursive: true });
-    await server.initialise();
+    try {
+      await server.initialise();
+    } catch (error) {
+      throw new Error(
+        `initdb failed for ${options.dataDir}` +
+          (process.getuid?.() === 0
+            ? ' (as root the server runs as the "postgres" user, which must be able to reach that directory)'
+            : '') +
+          `: ${String(error)}`,
+      );
+    }
   }
   try {
     await server.start();
@@ -97,7 +107,15 @@ async function ensureDatabase(adminUrl: string, database: string): Promise<void>
 function releaseSignalHandlers(): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const exitHook = require('async-exit-hook') as { unhookEvent(event: string): void };
-  for (const event of ['exit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'beforeExit', 'message']) {
+  for (const event of [
+    'exit',
+    'SIGHUP',
+    'SIGINT',
+    'SIGTERM',
+    'SIGBREAK',
+    'beforeExit',
+    'message',
+  ]) {
     exitHook.unhookEvent(event);
   }
 }

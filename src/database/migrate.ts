@@ -18,7 +18,9 @@ export async function migrateUnderLock(orm: MikroORM, databaseUrl: string): Prom
     return applied.map((migration) => migration.name);
   } finally {
     // Closing the session releases the lock even if the unlock itself fails.
-    await lockClient.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
+    await lockClient
+      .query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY])
+      .catch(() => undefined);
     await lockClient.end().catch(() => undefined);
   }
 }

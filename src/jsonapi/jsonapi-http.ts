@@ -23,7 +23,9 @@ const REQUEST_ID_PATTERN = /^[\x21-\x7e]{1,200}$/;
 /** Keeps a sane incoming `X-Request-Id` (so a load balancer's id follows the request), else a UUID. */
 export function requestIdOf(request: IncomingMessage): string {
   const incoming = request.headers['x-request-id'];
-  return typeof incoming === 'string' && REQUEST_ID_PATTERN.test(incoming) ? incoming : randomUUID();
+  return typeof incoming === 'string' && REQUEST_ID_PATTERN.test(incoming)
+    ? incoming
+    : randomUUID();
 }
 
 /**
@@ -36,7 +38,11 @@ export function installJsonApiHttp(fastify: FastifyInstance, bodyLimit: number):
   fastify.addContentTypeParser(
     '*',
     { parseAs: 'string', bodyLimit },
-    (request: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void) => {
+    (
+      request: FastifyRequest,
+      body: string | Buffer,
+      done: (err: Error | null, body?: unknown) => void,
+    ) => {
       const refusal = refuseRequestContentType(request.headers['content-type']);
       if (refusal !== null) {
         done(
@@ -54,7 +60,10 @@ export function installJsonApiHttp(fastify: FastifyInstance, bodyLimit: number):
         return;
       }
       try {
-        done(null, secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }));
+        done(
+          null,
+          secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }),
+        );
       } catch (error) {
         const detail =
           error instanceof SyntaxError
@@ -70,7 +79,11 @@ export function installJsonApiHttp(fastify: FastifyInstance, bodyLimit: number):
     const refusal = refuseAccept(request.headers.accept);
     if (refusal !== null) {
       return done(
-        new DomainError({ code: 'not_acceptable', detail: refusal, source: { parameter: 'Accept' } }),
+        new DomainError({
+          code: 'not_acceptable',
+          detail: refusal,
+          source: { parameter: 'Accept' },
+        }),
       );
     }
     done();

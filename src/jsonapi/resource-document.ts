@@ -19,7 +19,8 @@ export interface ParsedResource<A> {
   relationships: Record<string, { type: string; id: string } | undefined>;
 }
 
-const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+const UUID_PATTERN =
+  '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 const UUID_REGEX = new RegExp(UUID_PATTERN);
 
 export function isUuid(value: string): boolean {
@@ -131,8 +132,7 @@ export class ResourceDocumentParser<A> {
     const relationships: ParsedResource<A>['relationships'] = {};
     for (const name of Object.keys(this.spec.relationships)) {
       const linkage = resource.relationships[name] as
-        | { data: { type: string; id: string } }
-        | undefined;
+        { data: { type: string; id: string } } | undefined;
       relationships[name] = linkage && {
         type: linkage.data.type,
         id: linkage.data.id.toLowerCase(),
@@ -179,7 +179,10 @@ function codeOf(pointer: string, error: ErrorObject): ErrorCode {
 }
 
 function lastToken(pointer: string): string {
-  return pointer.slice(pointer.lastIndexOf('/') + 1).replace(/~1/g, '/').replace(/~0/g, '~');
+  return pointer
+    .slice(pointer.lastIndexOf('/') + 1)
+    .replace(/~1/g, '/')
+    .replace(/~0/g, '~');
 }
 
 function detailOf(pointer: string, error: ErrorObject): string {

@@ -12,7 +12,11 @@ export class Purchase {
   @PrimaryKey({ type: 'uuid' })
   id!: string;
 
-  @ManyToOne(() => TicketOption, { fieldName: 'ticket_option_id', deleteRule: 'restrict', index: true })
+  @ManyToOne(() => TicketOption, {
+    fieldName: 'ticket_option_id',
+    deleteRule: 'restrict',
+    index: true,
+  })
   ticketOption!: TicketOption;
 
   @Property({ type: 'uuid' })
@@ -24,6 +28,11 @@ export class Purchase {
   @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' })
   createdAt: Date = new Date();
 
-  @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()', onUpdate: () => new Date() })
+  @Property({
+    type: 'datetime',
+    columnType: 'timestamptz',
+    defaultRaw: 'now()',
+    onUpdate: () => new Date(),
+  })
   updatedAt: Date = new Date();
 }

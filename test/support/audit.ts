@@ -10,7 +10,11 @@ export interface PurchaseAttempt {
  * The audit of SPEC §1 after a burst of purchases against one option: the database holds exactly
  * the acknowledged purchases, within the allocation, and every refusal was justified.
  */
-export async function auditOption(sql: Pool, optionId: string, attempts: PurchaseAttempt[]): Promise<void> {
+export async function auditOption(
+  sql: Pool,
+  optionId: string,
+  attempts: PurchaseAttempt[],
+): Promise<void> {
   const option = (
     await sql.query('SELECT allocation, purchased FROM ticket_options WHERE id = $1', [optionId])
   ).rows[0] as { allocation: number; purchased: number };

@@ -33,7 +33,10 @@ export async function resolveTestDatabase(): Promise<ResolvedTestDatabase> {
   if (await dockerEngineAnswers()) {
     const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
     const container = await new PostgreSqlContainer('postgres:17-alpine')
-      .withCommand(['postgres', ...Object.entries(FAST_UNSAFE_SETTINGS).flatMap(([k, v]) => ['-c', `${k}=${v}`])])
+      .withCommand([
+        'postgres',
+        ...Object.entries(FAST_UNSAFE_SETTINGS).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
+      ])
       .start();
     return {
       source: 'testcontainers',
@@ -64,7 +67,9 @@ async function dockerEngineAnswers(): Promise<boolean> {
   try {
     const { getContainerRuntimeClient } = await import('testcontainers');
     const probe = getContainerRuntimeClient().then(() => true);
-    const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000).unref());
+    const timeout = new Promise<boolean>((resolve) =>
+      setTimeout(() => resolve(false), 5000).unref(),
+    );
     return await Promise.race([probe, timeout]);
   } catch {
     return false;

@@ -54,7 +54,11 @@ export class JsonApiClient {
     return response.body.data.id as string;
   }
 
-  purchase(optionId: string, quantity: unknown, userId: string = randomUUID()): Promise<ApiResponse> {
+  purchase(
+    optionId: string,
+    quantity: unknown,
+    userId: string = randomUUID(),
+  ): Promise<ApiResponse> {
     return this.post('/purchases', purchaseBody(optionId, quantity, userId));
   }
 }
@@ -67,7 +71,13 @@ export function purchaseBody(
   optionId: string | undefined,
   quantity: unknown,
   userId: string = randomUUID(),
-): { data: { type: string; attributes: Record<string, unknown>; relationships: Record<string, unknown> } } {
+): {
+  data: {
+    type: string;
+    attributes: Record<string, unknown>;
+    relationships: Record<string, unknown>;
+  };
+} {
   const relationships: Record<string, unknown> = { user: { data: { type: 'users', id: userId } } };
   if (optionId !== undefined) {
     relationships.ticket_option = { data: { type: 'ticket_options', id: optionId } };

@@ -9,6 +9,9 @@ export function isPortFree(port: number): Promise<boolean> {
   });
 }
 
+/** Ports handed out by this process: two calls in a row must not return the same free port. */
+const handedOut = new Set<number>();
+
 /**
  * A free port below the kernel's ephemeral range (32768+), where client sockets would collide
  * with it. Starts from a pseudo-random point so parallel runs rarely pick the same one.
@@ -18,7 +21,11 @@ export async function findFreePort(from = 20000, to = 32000): Promise<number> {
   const start = from + ((process.pid * 7919 + Date.now()) % span);
   for (let i = 0; i < span; i++) {
     const port = from + ((start - from + i) % span);
-    if (await isPortFree(port)) return port;
+    if (handedOut.has(port)) continue;
+    if (await isPortFree(port)) {
+      handedOut.add(port);
+      return port;
+    }
   }
   throw new Error(`no free port between ${from} and ${to}`);
 }

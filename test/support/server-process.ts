@@ -1,0 +1,43 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+const ROOT = join(__dirname, '..', '..');
+
+export interface ServerProcess {
+  child: ChildProcess;
+  output(): string;
+  /** Resolves with the exit code (or the signal name) once the process has ended. */
+  exited: Promise<number | string>;
+}
+
+/** Runs src/main.ts in a real Node process, as `npm start` would (compiled on the fly). */
+export function spawnServer(env: Record<string, string>): ServerProcess {
+  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+  );
+  return { child, output: () => output, exited };
+}
+
+/** Resolves once the server answers HTTP on `baseUrl`, or rejects if the process ends first. */
+export async function waitUntilServing(server: ServerProcess, baseUrl: string): Promise<void> {
+  let ended = false;
+  void server.exited.then(() => (ended = true));
+  for (;;) {
+    if (ended) throw new Error(`server exited before serving:\n${server.output()}`);
+    try {
+      await fetch(`${baseUrl}/health-probe-404`);
+      return;
+    } catch {
+      // Not listening yet: poll again shortly (bounded by the test timeout).
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
