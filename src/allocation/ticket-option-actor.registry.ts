@@ -8,13 +8,13 @@ import {
 import { UnavailableError } from '../common/domain.error';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/app-config';
-import { TicketOptionActor } from './ticket-option.actor';
+import { ActorStats, emptyStats, TicketOptionActor } from './ticket-option.actor';
 import { TICKET_OPTION_STORE } from './ticket-option.store';
 import type { TicketOptionStore } from './ticket-option.store';
 
 /**
  * One {@link TicketOptionActor} per ticket option in this process, activated on first use. Idle
- * actors are passivated after `idleMs`, and at most `maxActors` live at once (the least recently
+ * actors are passivated after `idleMs`, and at most `maxLiveActors` live at once (the least recently
  * used idle one goes first), so memory stays bounded whatever the number of options.
  */
 @Injectable()
@@ -25,8 +25,10 @@ export class TicketOptionActorRegistry
   private readonly actors = new Map<string, TicketOptionActor>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private draining = false;
-  private readonly idleMs = 60_000;
-  private readonly maxActors = 10_000;
+  /** Counters of actors already passivated, so totals survive passivation. */
+  private readonly retired: ActorStats = emptyStats();
+  private activations = 0;
+  private passivations = 0;
 
   constructor(
     @Inject(TICKET_OPTION_STORE) private readonly store: TicketOptionStore,
@@ -34,7 +36,8 @@ export class TicketOptionActorRegistry
   ) {}
 
   onModuleInit(): void {
-    this.sweepTimer = setInterval(() => this.passivateIdle(), Math.min(this.idleMs, 10_000));
+    const { idleMs } = this.config.actor;
+    this.sweepTimer = setInterval(() => this.passivateIdle(), Math.min(idleMs, 10_000));
     this.sweepTimer.unref();
   }
 
@@ -63,10 +66,30 @@ export class TicketOptionActorRegistry
         ...this.config.actor,
         onNotFound: (gone) => this.forget(gone),
       });
+      this.activations++;
       this.evictIfFull();
     }
     this.actors.set(optionId, actor);
     return actor;
+  }
+
+  /** Totals over every actor of this process, for the benchmark and metrics. */
+  stats(): RegistryStats {
+    const totals = { ...this.retired };
+    let queueDepth = 0;
+    for (const actor of this.actors.values()) {
+      for (const key of Object.keys(totals) as Array<keyof ActorStats>)
+        totals[key] += actor.stats[key];
+      queueDepth += actor.queueDepth;
+    }
+    return {
+      ...totals,
+      meanBatchSize: totals.commits === 0 ? 0 : totals.purchasesCommitted / totals.commits,
+      queueDepth,
+      liveActors: this.actors.size,
+      activations: this.activations,
+      passivations: this.passivations,
+    };
   }
 
   async drain(): Promise<void> {
@@ -75,21 +98,23 @@ export class TicketOptionActorRegistry
   }
 
   private forget(actor: TicketOptionActor): void {
-    if (this.actors.get(actor.optionId) === actor) this.actors.delete(actor.optionId);
+    if (this.actors.get(actor.optionId) === actor) this.retire(actor);
   }
 
   private evictIfFull(): void {
-    if (this.actors.size < this.maxActors) return;
+    const { maxLiveActors } = this.config.actor;
+    if (this.actors.size < maxLiveActors) return;
     for (const actor of this.actors.values()) {
       if (actor.isIdle) {
         this.passivate(actor);
-        if (this.actors.size < this.maxActors) return;
+        if (this.actors.size < maxLiveActors) return;
       }
     }
   }
 
-  private passivateIdle(): void {
-    const threshold = Date.now() - this.idleMs;
+  /** Passivates actors idle for longer than `idleMs` (also called by the periodic sweep). */
+  passivateIdle(now = Date.now()): void {
+    const threshold = now - this.config.actor.idleMs;
     for (const actor of this.actors.values()) {
       if (actor.lastUsedAt > threshold) break; // the rest were used more recently
       if (actor.isIdle) this.passivate(actor);
@@ -98,6 +123,22 @@ export class TicketOptionActorRegistry
 
   private passivate(actor: TicketOptionActor): void {
     actor.deactivate();
+    this.passivations++;
+    this.retire(actor);
+  }
+
+  private retire(actor: TicketOptionActor): void {
+    for (const key of Object.keys(this.retired) as Array<keyof ActorStats>) {
+      this.retired[key] += actor.stats[key];
+    }
     this.actors.delete(actor.optionId);
   }
+}
+
+export interface RegistryStats extends ActorStats {
+  meanBatchSize: number;
+  queueDepth: number;
+  liveActors: number;
+  activations: number;
+  passivations: number;
 }

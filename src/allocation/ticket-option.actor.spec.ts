@@ -86,13 +86,14 @@ class FakeStore implements TicketOptionStore {
 
 function actorOn(
   store: FakeStore,
-  options: Partial<{ maxBatchSize: number; maxCommitAttempts: number }> = {},
+  options: Partial<{ maxBatchSize: number; maxCommitAttempts: number; maxQueueDepth: number }> = {},
 ) {
   const backoffs: number[] = [];
   const notFound: string[] = [];
   const actor = new TicketOptionActor('option-1', store, {
     maxBatchSize: options.maxBatchSize ?? 512,
     maxCommitAttempts: options.maxCommitAttempts ?? 5,
+    maxQueueDepth: options.maxQueueDepth ?? 10_000,
     backoff: (attempt) => {
       backoffs.push(attempt);
       return Promise.resolve();
@@ -244,6 +245,23 @@ describe('TicketOptionActor', () => {
     const { actor, notFound } = actorOn(store);
     await expect(buy(actor, 1)).rejects.toBeInstanceOf(TicketOptionNotFoundError);
     expect(notFound).toEqual(['option-1']);
+  });
+
+  it('turns purchases away with 503 once its queue is full, and serves again after it drains', async () => {
+    const store = new FakeStore({ allocation: 100, purchased: 0, version: 1 });
+    const { actor } = actorOn(store, { maxQueueDepth: 2 });
+    store.hold();
+    const inFlight = buy(actor, 1);
+    await store.entered; // the queue is empty again: this one is being committed
+    const queued = [buy(actor, 1), buy(actor, 1)];
+
+    await expect(buy(actor, 1)).rejects.toBeInstanceOf(UnavailableError);
+    expect(actor.stats.overloaded).toBe(1);
+
+    store.release();
+    await Promise.all([inFlight, ...queued]);
+    await expect(buy(actor, 1)).resolves.toMatchObject({ quantity: 1 });
+    expect(store.state).toMatchObject({ purchased: 4 });
   });
 
   it('is idle again once everything queued has been answered', async () => {

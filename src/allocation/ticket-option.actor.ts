@@ -25,19 +25,36 @@ export interface PurchaseReceipt {
 export interface ActorOptions {
   maxBatchSize: number;
   maxCommitAttempts: number;
+  maxQueueDepth: number;
   /** Waits before retrying a lost version race; injectable so unit tests need no timers. */
   backoff?: (attempt: number) => Promise<void>;
   /** Told when the option turned out not to exist, so the registry forgets this actor at once. */
   onNotFound?: (actor: TicketOptionActor) => void;
 }
 
-/** Counters of one actor since its activation. */
+/** Counters of one actor since it was created. */
 export interface ActorStats {
+  /** Successful commits (each wrote one batch). */
   commits: number;
   purchasesCommitted: number;
   refusals: number;
+  /** Commits that lost the version race (each is followed by a reload and a retry or a 503). */
   versionConflicts: number;
+  /** Commits that failed for another reason (database error): the batch got 503. */
   failedCommits: number;
+  /** Purchases turned away because the queue was full. */
+  overloaded: number;
+}
+
+export function emptyStats(): ActorStats {
+  return {
+    commits: 0,
+    purchasesCommitted: 0,
+    refusals: 0,
+    versionConflicts: 0,
+    failedCommits: 0,
+    overloaded: 0,
+  };
 }
 
 interface PendingPurchase {
@@ -95,13 +112,7 @@ export class TicketOptionActor {
   private readonly mutex = new Mutex();
   private drainRun: Promise<void> | null = null;
   private lastUsed = Date.now();
-  readonly stats: ActorStats = {
-    commits: 0,
-    purchasesCommitted: 0,
-    refusals: 0,
-    versionConflicts: 0,
-    failedCommits: 0,
-  };
+  readonly stats: ActorStats = emptyStats();
 
   constructor(
     readonly optionId: string,
@@ -131,6 +142,14 @@ export class TicketOptionActor {
   /** Queues a purchase; settles after the commit that includes it (or with its refusal). */
   purchase(request: PurchaseRequest): Promise<PurchaseReceipt> {
     this.lastUsed = Date.now();
+    if (this.queue.length >= this.options.maxQueueDepth) {
+      this.stats.overloaded++;
+      return Promise.reject(
+        new UnavailableError(
+          'Too many purchases are waiting for this ticket option; retry shortly.',
+        ),
+      );
+    }
     return new Promise<PurchaseReceipt>((resolve, reject) => {
       this.queue.push({ request, resolve, reject });
       this.scheduleDrain();

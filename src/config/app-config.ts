@@ -9,6 +9,12 @@ export interface ActorConfig {
   maxBatchSize: number;
   /** Attempts of one commit before a lost version race is reported as 503. */
   maxCommitAttempts: number;
+  /** Purchases waiting in one actor beyond which new ones get 503 (memory stays bounded). */
+  maxQueueDepth: number;
+  /** An actor unused this long is passivated (its cached state dropped). */
+  idleMs: number;
+  /** Most actors alive in one process; the least recently used idle one is passivated first. */
+  maxLiveActors: number;
 }
 
 export interface EmbeddedPostgresConfig {
@@ -92,6 +98,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     actor: {
       maxBatchSize: int('ACTOR_MAX_BATCH_SIZE', 512, 1, 10000),
       maxCommitAttempts: int('ACTOR_MAX_COMMIT_ATTEMPTS', 20, 1, 1000),
+      maxQueueDepth: int('ACTOR_MAX_QUEUE_DEPTH', 10_000, 1, 1_000_000),
+      idleMs: int('ACTOR_IDLE_MS', 60_000, 1_000, 86_400_000),
+      maxLiveActors: int('ACTOR_MAX_LIVE', 10_000, 1, 10_000_000),
     },
     embeddedPostgres: {
       dataDir: resolve(env.EMBEDDED_PG_DATA_DIR?.trim() || '.data/postgres'),
