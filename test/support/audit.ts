@@ -3,7 +3,9 @@ import type { ApiResponse } from './jsonapi-client';
 
 export interface PurchaseAttempt {
   quantity: number;
-  response: ApiResponse;
+  /** null when the client never got an answer (e.g. the instance was killed): outcome unknown. */
+  response: ApiResponse | null;
+  userId?: string;
 }
 
 /**
@@ -19,8 +21,10 @@ export async function auditOption(
     await sql.query('SELECT allocation, purchased FROM ticket_options WHERE id = $1', [optionId])
   ).rows[0] as { allocation: number; purchased: number };
   const rows = (
-    await sql.query('SELECT id, quantity FROM purchases WHERE ticket_option_id = $1', [optionId])
-  ).rows as Array<{ id: string; quantity: number }>;
+    await sql.query('SELECT id, user_id, quantity FROM purchases WHERE ticket_option_id = $1', [
+      optionId,
+    ])
+  ).rows as Array<{ id: string; user_id: string; quantity: number }>;
   const stored = new Map(rows.map((row) => [row.id, row.quantity]));
   const sum = rows.reduce((total, row) => total + row.quantity, 0);
 
@@ -28,21 +32,32 @@ export async function auditOption(
   expect(sum).toBe(option.purchased);
   expect(option.purchased).toBeLessThanOrEqual(option.allocation);
 
-  const accepted = attempts.filter((a) => a.response.status === 201);
-  const refused = attempts.filter((a) => a.response.status === 400);
-  // Nothing but acknowledgements and justified refusals.
-  expect(accepted.length + refused.length).toBe(attempts.length);
+  const accepted = attempts.filter((a) => a.response?.status === 201);
+  const refused = attempts.filter((a) => a.response?.status === 400);
+  const unknown = attempts.filter((a) => a.response === null);
+  // Nothing but acknowledgements, justified refusals and answers that never arrived.
+  expect(accepted.length + refused.length + unknown.length).toBe(attempts.length);
 
-  // Every 201 is persisted with its quantity, and nothing else is.
+  // Every 201 is persisted with its quantity.
+  const acknowledged = new Set<string>();
   for (const attempt of accepted) {
-    expect(stored.get(attempt.response.body.data.id)).toBe(attempt.quantity);
+    const id = attempt.response!.body.data.id as string;
+    acknowledged.add(id);
+    expect(stored.get(id)).toBe(attempt.quantity);
   }
-  expect(rows.length).toBe(accepted.length);
+  // Nothing else is, except possibly purchases whose answer was lost (matched by their user).
+  const unknownByUser = new Map(unknown.map((a) => [a.userId, a.quantity]));
+  for (const row of rows) {
+    if (acknowledged.has(row.id)) continue;
+    expect(unknownByUser.get(row.user_id)).toBe(row.quantity);
+  }
+  expect(rows.length).toBeLessThanOrEqual(accepted.length + unknown.length);
+  if (unknown.length === 0) expect(rows.length).toBe(accepted.length);
 
   // Every refusal is justified: availability only shrinks, so the final remainder bounds it.
   const remaining = option.allocation - option.purchased;
   for (const attempt of refused) {
-    expect(attempt.response.body.errors[0].code).toBe('invalid_purchase_quantity');
+    expect(attempt.response!.body.errors[0].code).toBe('invalid_purchase_quantity');
     expect(attempt.quantity).toBeGreaterThan(remaining);
   }
 }
