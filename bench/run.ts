@@ -4,8 +4,9 @@
  *
  * Env: BENCH_DATABASE_URL (else an embedded PostgreSQL under .data/bench-postgres),
  * BENCH_DURATION_S (10), BENCH_WARMUP_S (3), BENCH_TIMEOUT_S (570: the whole run is aborted, and
- * everything it started stopped, beyond this). Service tuning variables (DB_POOL_SIZE, ACTOR_*)
- * are passed through to the instances and recorded in the report.
+ * everything it started stopped, beyond this), BENCH_NGINX=0 (skip scenario 3 without looking for
+ * nginx). Service tuning variables (DB_POOL_SIZE, ACTOR_*) are passed through to the instances and
+ * recorded in the report.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,7 +25,7 @@ import {
 } from './lib/database';
 import { JSON_API, LoadSpec, purchaseBody, runLoad } from './lib/load';
 import { delta, scrapeConflicts } from './lib/metrics';
-import { benchNginxConfig, findOrInstallNginx } from './lib/nginx';
+import { benchNginxConfig, findOrInstallNginx, NginxLookup } from './lib/nginx';
 import {
   assertPortFree,
   killAllNow,
@@ -420,7 +421,10 @@ async function main(): Promise<void> {
   say(`database: ${db.description}`);
 
   // Before any load: installing nginx must not overlap a measurement.
-  const nginx = await findOrInstallNginx(say);
+  const nginx: NginxLookup =
+    process.env.BENCH_NGINX === '0'
+      ? { skipped: 'disabled by BENCH_NGINX=0' }
+      : await findOrInstallNginx(say);
   if ('skipped' in nginx) say(`nginx unavailable: scenario 3 will be SKIPPED (${nginx.skipped})`);
   else if (nginx.installed)
     notes.push(`nginx was installed by the bench (apt-get): ${nginx.binary}`);
@@ -607,6 +611,9 @@ async function main(): Promise<void> {
   );
   await stopProcess(canned.process);
 
+  // Reported in the numbering of the scenario list, not in the order they ran.
+  const order = ['1', '2', '3', '4a', '4b', '5', '6a', '6b'];
+  reports.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
   const byId = new Map(reports.map((report) => [report.id, report]));
   const ratio = (label: string, numerator: string, denominator: string): RatioReport => {
     const top = byId.get(numerator);

@@ -17,7 +17,10 @@ export async function scrapeConflicts(baseUrls: string[]): Promise<number | null
     let seen = false;
     for (const line of text.split('\n')) {
       const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-      if (!match || !/conflict/i.test(match[1]) || /_created$/.test(match[1])) continue;
+      // Counters only: histogram series and _created timestamps would inflate the sum.
+      if (!match || !/conflict/i.test(match[1]) || /_(created|bucket|sum|count)$/.test(match[1])) {
+        continue;
+      }
       const value = Number(match[3]);
       if (Number.isFinite(value)) {
         total += value;

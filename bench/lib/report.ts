@@ -71,6 +71,15 @@ function auditCell(scenario: ScenarioReport): string {
   return scenario.audit.ok ? 'ok' : `**${scenario.audit.summary}**`;
 }
 
+/** The count, and which statuses when there are any: a 503 and a 400 mean different things. */
+function non2xxCell(scenario: ScenarioReport): string {
+  if (!scenario.non2xx) return fmt(scenario.non2xx);
+  const statuses = Object.entries(scenario.statusCounts)
+    .filter(([status]) => !status.startsWith('2'))
+    .map(([status, count]) => `${status}: ${fmtInt(count)}`);
+  return `${fmtInt(scenario.non2xx)} (${statuses.join(', ')})`;
+}
+
 function rssCell(rss: number[]): string {
   if (rss.length === 0) return 'n/a';
   const total = rss.reduce((sum, value) => sum + value, 0);
@@ -103,7 +112,7 @@ export function renderMarkdown(report: BenchReport): string {
     }
     const unit = s.kind === 'reads' ? ' reads/s' : '';
     lines.push(
-      `| ${name} | ${fmt(s.throughput)}${unit} | ${fmt(s.p50Ms)} | ${fmt(s.p99Ms)} | ${fmt(s.non2xx)} | ` +
+      `| ${name} | ${fmt(s.throughput)}${unit} | ${fmt(s.p50Ms)} | ${fmt(s.p99Ms)} | ${non2xxCell(s)} | ` +
         `${fmt(s.errors)}/${fmt(s.timeouts)} | ${escapeCell(auditCell(s))} | ${fmt(s.conflicts)} | ` +
         `${fmt(s.meanBatch, 1)} | ${rssCell(s.rssMb)} |`,
     );
@@ -153,7 +162,7 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push(
     `- service tuning from the environment: ${passed.length === 0 ? 'none (defaults)' : passed.map(([k, v]) => `${k}=${v}`).join(', ')}`,
   );
-  lines.push(`- whole bench: ${report.elapsedS.toFixed(0)} s`);
+  lines.push(`- bench run (after the build check): ${report.elapsedS.toFixed(0)} s`);
   lines.push('');
   return lines.join('\n');
 }
