@@ -18,6 +18,24 @@ describe('concurrent purchases', () => {
   });
   afterAll(() => t.close());
 
+  /** Another instance sells tickets: a purchase row plus the version-bumping update. */
+  async function sellBehindTheActorsBack(optionId: string, quantity: number): Promise<void> {
+    await t.sql.query(
+      `WITH bump AS (UPDATE ticket_options SET purchased = purchased + $4, version = version + 1 WHERE id = $1)
+       INSERT INTO purchases (id, ticket_option_id, user_id, quantity) VALUES ($2, $1, $3, $4)`,
+      [optionId, randomUUID(), randomUUID(), quantity],
+    );
+  }
+
+  async function purchasedAndSum(optionId: string): Promise<{ purchased: number; sum: number }> {
+    const result = await t.sql.query(
+      `SELECT o.purchased, (SELECT sum(quantity)::int FROM purchases WHERE ticket_option_id = o.id) AS sum
+         FROM ticket_options o WHERE o.id = $1`,
+      [optionId],
+    );
+    return result.rows[0];
+  }
+
   it('300 concurrent purchases of mixed quantities never oversell an allocation of 97', async () => {
     const optionId = await api.createTicketOption({ name: 'Flash sale', allocation: 97 });
     const quantities = mixedQuantities(300);
@@ -51,12 +69,8 @@ describe('concurrent purchases', () => {
     const optionId = await api.createTicketOption({ name: 'Race', allocation: 10 });
     expect((await api.purchase(optionId, 3)).status).toBe(201); // the actor now caches purchased = 3
 
-    // Another instance sells 5 tickets: a purchase row plus the version-bumping update.
-    await t.sql.query(
-      `WITH bump AS (UPDATE ticket_options SET purchased = purchased + 5, version = version + 1 WHERE id = $1)
-       INSERT INTO purchases (id, ticket_option_id, user_id, quantity) VALUES ($2, $1, $3, 5)`,
-      [optionId, randomUUID(), randomUUID()],
-    );
+    // Another instance sells 5 tickets.
+    await sellBehindTheActorsBack(optionId, 5);
 
     // The cached remainder says 7, the truth is 2: the commit must lose, reload and refuse.
     const tooMany = await api.purchase(optionId, 3);
@@ -66,42 +80,18 @@ describe('concurrent purchases', () => {
     const fits = await api.purchase(optionId, 2);
     expect(fits.status).toBe(201);
 
-    const row = (
-      await t.sql.query('SELECT purchased, version FROM ticket_options WHERE id = $1', [optionId])
-    ).rows[0];
-    const sum = (
-      await t.sql.query(
-        'SELECT sum(quantity)::int AS n FROM purchases WHERE ticket_option_id = $1',
-        [optionId],
-      )
-    ).rows[0].n;
-    expect(row.purchased).toBe(10);
-    expect(sum).toBe(10);
+    expect(await purchasedAndSum(optionId)).toEqual({ purchased: 10, sum: 10 });
   });
 
   it('a stale actor whose purchase still fits retries and commits on top of the foreign write', async () => {
     const optionId = await api.createTicketOption({ name: 'Race 2', allocation: 20 });
     expect((await api.purchase(optionId, 3)).status).toBe(201);
-    await t.sql.query(
-      `WITH bump AS (UPDATE ticket_options SET purchased = purchased + 5, version = version + 1 WHERE id = $1)
-       INSERT INTO purchases (id, ticket_option_id, user_id, quantity) VALUES ($2, $1, $3, 5)`,
-      [optionId, randomUUID(), randomUUID()],
-    );
+    await sellBehindTheActorsBack(optionId, 5);
 
     expect((await api.purchase(optionId, 4)).status).toBe(201);
 
     // Without the version check the stale write would have set purchased = 7 and lost the 5.
-    const row = (
-      await t.sql.query('SELECT purchased FROM ticket_options WHERE id = $1', [optionId])
-    ).rows[0];
-    const sum = (
-      await t.sql.query(
-        'SELECT sum(quantity)::int AS n FROM purchases WHERE ticket_option_id = $1',
-        [optionId],
-      )
-    ).rows[0].n;
-    expect(row.purchased).toBe(12);
-    expect(sum).toBe(12);
+    expect(await purchasedAndSum(optionId)).toEqual({ purchased: 12, sum: 12 });
   });
 
   it('two instances on one database, purchases spread across both, never oversell', async () => {
