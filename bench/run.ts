@@ -23,7 +23,7 @@ import {
   resetTables,
   waitForQuiescence,
 } from './lib/database';
-import { JSON_API, LoadSpec, purchaseBody, runLoad } from './lib/load';
+import { JSON_API, LoadResult, LoadSpec, purchaseBody, runLoad } from './lib/load';
 import { delta, scrapeConflicts } from './lib/metrics';
 import { benchNginxConfig, findOrInstallNginx, NginxLookup } from './lib/nginx';
 import {
@@ -296,6 +296,25 @@ interface PurchaseRun {
   audited: boolean;
 }
 
+/** The part of a scenario's report that comes straight from one autocannon run. */
+function loadFigures(result: LoadResult) {
+  return {
+    status: 'ok' as const,
+    connections: CONNECTIONS,
+    durationS: result.durationS,
+    throughput: result.throughput,
+    successes: result.successes,
+    p50Ms: result.p50Ms,
+    p99Ms: result.p99Ms,
+    meanMs: result.meanMs,
+    maxMs: result.maxMs,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    statusCounts: result.statusCounts,
+  };
+}
+
 async function measurePurchases(header: ScenarioHeader, run: PurchaseRun): Promise<ScenarioReport> {
   const body = purchaseBody(randomUUID());
   const pathFor = (): string => (typeof run.path === 'string' ? run.path : run.path());
@@ -333,19 +352,7 @@ async function measurePurchases(header: ScenarioHeader, run: PurchaseRun): Promi
 
   return {
     ...header,
-    status: 'ok',
-    connections: CONNECTIONS,
-    durationS: result.durationS,
-    throughput: result.throughput,
-    successes: result.successes,
-    p50Ms: result.p50Ms,
-    p99Ms: result.p99Ms,
-    meanMs: result.meanMs,
-    maxMs: result.maxMs,
-    non2xx: result.non2xx,
-    errors: result.errors,
-    timeouts: result.timeouts,
-    statusCounts: result.statusCounts,
+    ...loadFigures(result),
     audit,
     auditNote: run.audited ? '' : 'n/a (no database)',
     conflicts: delta(conflictsBefore, conflictsAfter),
@@ -372,19 +379,7 @@ async function measureReads(
   const result = await runLoad(spec);
   return {
     ...header,
-    status: 'ok',
-    connections: CONNECTIONS,
-    durationS: result.durationS,
-    throughput: result.throughput,
-    successes: result.successes,
-    p50Ms: result.p50Ms,
-    p99Ms: result.p99Ms,
-    meanMs: result.meanMs,
-    maxMs: result.maxMs,
-    non2xx: result.non2xx,
-    errors: result.errors,
-    timeouts: result.timeouts,
-    statusCounts: result.statusCounts,
+    ...loadFigures(result),
     audit: null,
     auditNote: 'n/a (reads)',
     conflicts: null,
