@@ -29,6 +29,7 @@ export class TicketOptionActorRegistry
   private readonly retired: ActorStats = emptyStats();
   private activations = 0;
   private passivations = 0;
+  private readonly commitListeners: CommitListener[] = [];
 
   constructor(
     @Inject(TICKET_OPTION_STORE) private readonly store: TicketOptionStore,
@@ -50,6 +51,16 @@ export class TicketOptionActorRegistry
     await this.drain();
   }
 
+  /** True once shutdown began: new purchases are refused (readiness reports it). */
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Subscribes to every successful batch commit of every actor (e.g. a batch-size histogram). */
+  observeCommits(listener: CommitListener): void {
+    this.commitListeners.push(listener);
+  }
+
   get size(): number {
     return this.actors.size;
   }
@@ -65,6 +76,9 @@ export class TicketOptionActorRegistry
       actor = new TicketOptionActor(optionId, this.store, {
         ...this.config.actor,
         onNotFound: (gone) => this.forget(gone),
+        onCommitted: (batchSize, attempt) => {
+          for (const listener of this.commitListeners) listener(batchSize, attempt);
+        },
       });
       this.activations++;
       this.evictIfFull();
@@ -134,6 +148,8 @@ export class TicketOptionActorRegistry
     this.actors.delete(actor.optionId);
   }
 }
+
+export type CommitListener = (batchSize: number, attempt: number) => void;
 
 export interface RegistryStats extends ActorStats {
   meanBatchSize: number;

@@ -30,6 +30,8 @@ export interface ActorOptions {
   backoff?: (attempt: number) => Promise<void>;
   /** Told when the option turned out not to exist, so the registry forgets this actor at once. */
   onNotFound?: (actor: TicketOptionActor) => void;
+  /** Told after every successful commit: how many purchases it wrote and on which attempt. */
+  onCommitted?: (batchSize: number, attempt: number) => void;
 }
 
 /** Counters of one actor since it was created. */
@@ -242,6 +244,7 @@ export class TicketOptionActor {
         };
         this.stats.commits++;
         this.stats.purchasesCommitted += accepted.length;
+        this.options.onCommitted?.(accepted.length, attempt);
         decision.accepted.forEach(({ pending }, index) => {
           pending.resolve({
             id: accepted[index].id,
