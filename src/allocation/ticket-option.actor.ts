@@ -39,6 +39,8 @@ export interface ActorStats {
   /** Successful commits (each wrote one batch). */
   commits: number;
   purchasesCommitted: number;
+  /** Tickets sold by those purchases (sum of their quantities). */
+  ticketsCommitted: number;
   refusals: number;
   /** Commits that lost the version race (each is followed by a reload and a retry or a 503). */
   versionConflicts: number;
@@ -52,6 +54,7 @@ export function emptyStats(): ActorStats {
   return {
     commits: 0,
     purchasesCommitted: 0,
+    ticketsCommitted: 0,
     refusals: 0,
     versionConflicts: 0,
     failedCommits: 0,
@@ -244,6 +247,7 @@ export class TicketOptionActor {
         };
         this.stats.commits++;
         this.stats.purchasesCommitted += accepted.length;
+        this.stats.ticketsCommitted += decision.taken;
         this.options.onCommitted?.(accepted.length, attempt);
         decision.accepted.forEach(({ pending }, index) => {
           pending.resolve({
