@@ -2,18 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { auditOption, PurchaseAttempt } from './support/audit';
 import { INVALID_PURCHASE_QUANTITY, JsonApiClient, purchaseBody } from './support/jsonapi-client';
 import { startTestApp, TestApp } from './support/test-app';
+import { COMMIT_MODES } from '../src/allocation/ticket-option.store';
 
 /** Quantities 1..5 in a fixed, mixed order, so every run fires the same burst. */
 function mixedQuantities(count: number): number[] {
   return Array.from({ length: count }, (_, i) => ((i * 7) % 5) + 1);
 }
 
-describe('concurrent purchases', () => {
+describe.each(COMMIT_MODES)('concurrent purchases (%s commits)', (mode) => {
   let t: TestApp;
   let api: JsonApiClient;
 
   beforeAll(async () => {
-    t = await startTestApp();
+    t = await startTestApp({ env: { ACTOR_COMMIT_MODE: mode } });
     api = new JsonApiClient(t.baseUrl);
   });
   afterAll(() => t.close());
@@ -95,7 +96,10 @@ describe('concurrent purchases', () => {
   });
 
   it('two instances on one database, purchases spread across both, never oversell', async () => {
-    const second = await startTestApp({ databaseUrl: t.databaseUrl });
+    const second = await startTestApp({
+      databaseUrl: t.databaseUrl,
+      env: { ACTOR_COMMIT_MODE: mode },
+    });
     try {
       const apis = [api, new JsonApiClient(second.baseUrl)];
       const optionId = await api.createTicketOption({ name: 'Shared', allocation: 150 });
@@ -110,6 +114,44 @@ describe('concurrent purchases', () => {
 
       await auditOption(t.sql, optionId, attempts);
       expect(attempts.some((a) => a.response?.status === 201)).toBe(true);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('batches of many options committed together by two instances stay exact per option (no deadlock, no oversell)', async () => {
+    const second = await startTestApp({
+      databaseUrl: t.databaseUrl,
+      env: { ACTOR_COMMIT_MODE: mode },
+    });
+    try {
+      const apis = [api, new JsonApiClient(second.baseUrl)];
+      const optionIds = await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          api.createTicketOption({ name: `Many ${i}`, allocation: 7 + (i % 5) }),
+        ),
+      );
+      // 8 purchases per option, interleaved over the options and both instances, so that each
+      // instance's coalesced statements touch overlapping sets of rows.
+      const plan = Array.from({ length: 320 }, (_, i) => ({
+        optionId: optionIds[i % optionIds.length],
+        quantity: (i % 3) + 1,
+        api: apis[Math.floor(i / 7) % 2],
+      }));
+      const results = await Promise.all(
+        plan.map(async ({ optionId, quantity, api: client }) => ({
+          optionId,
+          attempt: { quantity, response: await client.purchase(optionId, quantity) },
+        })),
+      );
+
+      for (const optionId of optionIds) {
+        const attempts = results.filter((r) => r.optionId === optionId).map((r) => r.attempt);
+        await auditOption(t.sql, optionId, attempts);
+      }
+      // Deadlocks or exhausted retries would show up as 503s here.
+      const statuses = new Set(results.map((r) => r.attempt.response?.status));
+      expect([...statuses].sort()).toEqual([201, 400]);
     } finally {
       await second.close();
     }

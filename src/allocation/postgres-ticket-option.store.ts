@@ -1,45 +1,108 @@
 import { MikroORM } from '@mikro-orm/postgresql';
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { PoolClient, QueryConfig, QueryResultRow } from 'pg';
+import { APP_CONFIG } from '../config/config.module';
+import type { AppConfig } from '../config/app-config';
+import { CommitCoalescer } from './commit-coalescer';
 import {
-  AcceptedPurchase,
   AllocationState,
+  CommitMode,
   CommitOutcome,
+  CommitRequest,
   TicketOptionStore,
 } from './ticket-option.store';
 
-/**
- * The SQL of the purchase hot path, in one place. Both statements are named prepared statements,
- * so PostgreSQL parses and plans them once per connection.
- */
+/** Most purchase rows in one coalesced statement (one actor batch is always taken whole). */
+const MAX_ROWS_PER_STATEMENT = 4096;
+
+/** PostgreSQL errors that mean "nothing was written, try again": deadlock, serialization. */
+const RETRYABLE_SQLSTATES = new Set(['40P01', '40001']);
+
 const LOAD_STATE: Omit<QueryConfig, 'values'> = {
   name: 'allocation-load-state',
   text: 'SELECT allocation, purchased, version FROM ticket_options WHERE id = $1',
 };
 
 /**
- * One statement, hence one transaction and one round trip: the version-checked update of the
- * option and the multi-row insert of the batch. When the version does not match, `bumped` is empty,
- * so nothing is inserted and no row comes back: the caller lost the race and must reload.
+ * The SQL of the purchase hot path, in one place: ONE statement (one round trip, one transaction,
+ * one WAL flush) commits the batches of one or many options. Per option it is all or nothing:
+ * the option row is bumped only if its guard holds, and only the purchases (and idempotency
+ * completions) of bumped options are inserted. Options whose guard failed come back without a row.
+ *
+ * - `$1..$3`: per option: id, tickets taken, the version the actor decided against.
+ * - `$4..$7`: per purchase: id, option id, user id, quantity (`$8, $9`: idempotency key and claim).
+ *
+ * With several options, rows are locked in id order first, so that two instances committing
+ * overlapping sets of options cannot deadlock. The UPDATE re-checks its guard on the newest row
+ * version (READ COMMITTED re-evaluation), which is what makes both guards safe without a lock wait
+ * before the statement.
  */
-const COMMIT_BATCH: Omit<QueryConfig, 'values'> = {
-  name: 'allocation-commit-batch',
-  text: `
-    WITH bumped AS (
-      UPDATE ticket_options
-         SET purchased = $2, version = version + 1, updated_at = now()
-       WHERE id = $1 AND version = $3
-      RETURNING version, updated_at
+function commitStatement(
+  mode: CommitMode,
+  multiOption: boolean,
+  keyed: boolean,
+): Omit<QueryConfig, 'values'> {
+  const guard =
+    mode === 'guarded' ? 't.purchased + d.taken <= t.allocation' : 't.version = d.expected_version';
+  const lock = multiOption
+    ? `, locked AS (
+      SELECT t.id FROM ticket_options t JOIN d ON d.id = t.id ORDER BY t.id FOR UPDATE OF t
+    )`
+    : '';
+  const purchaseColumns = keyed
+    ? `unnest($4::uuid[], $5::uuid[], $6::uuid[], $7::int[], $8::text[], $9::uuid[])
+         AS p(id, option_id, user_id, quantity, idem_key, idem_claim)`
+    : 'unnest($4::uuid[], $5::uuid[], $6::uuid[], $7::int[]) AS p(id, option_id, user_id, quantity)';
+  // A keyed purchase commits only with its claim: if a claim was taken over meanwhile (its lease
+  // expired), the division by zero aborts the whole statement, so nothing is written twice.
+  const keyedCte = keyed
+    ? `, keyed AS (
+      UPDATE idempotency_keys k
+         SET purchase_id = p.id, response_status = 201, completed_at = now()
+        FROM p JOIN bumped b ON b.id = p.option_id
+       WHERE p.idem_key IS NOT NULL AND k.key = p.idem_key AND k.claim = p.idem_claim
+         AND k.completed_at IS NULL
+      RETURNING 1
+    )`
+    : '';
+  const keyedCheck = keyed
+    ? `WHERE 1 / (CASE WHEN (SELECT count(*) FROM keyed) =
+        (SELECT count(*) FROM p JOIN bumped b ON b.id = p.option_id WHERE p.idem_key IS NOT NULL)
+        THEN 1 ELSE 0 END) = 1`
+    : '';
+  return {
+    name: `allocation-commit-${mode}${multiOption ? '-multi' : ''}${keyed ? '-keyed' : ''}`,
+    text: `
+    WITH d AS (
+      SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[]) AS d(id, taken, expected_version)
+    )${lock}, bumped AS (
+      UPDATE ticket_options t
+         SET purchased = t.purchased + d.taken, version = t.version + 1, updated_at = now()
+        FROM d${multiOption ? ' JOIN locked l ON l.id = d.id' : ''}
+       WHERE t.id = d.id AND ${guard}
+      RETURNING t.id, t.purchased, t.version, t.updated_at
+    ), p AS (
+      SELECT * FROM ${purchaseColumns}
     ), inserted AS (
       INSERT INTO purchases (id, ticket_option_id, user_id, quantity, created_at, updated_at)
-      SELECT p.id, $1, p.user_id, p.quantity, b.updated_at, b.updated_at
-        FROM bumped b
-       CROSS JOIN unnest($4::uuid[], $5::uuid[], $6::int[]) AS p(id, user_id, quantity)
-      RETURNING 1
-    )
-    SELECT b.version, b.updated_at, (SELECT count(*) FROM inserted)::int AS inserted
-      FROM bumped b`,
-};
+      SELECT p.id, p.option_id, p.user_id, p.quantity, b.updated_at, b.updated_at
+        FROM p JOIN bumped b ON b.id = p.option_id
+      RETURNING ticket_option_id
+    )${keyedCte}
+    SELECT b.id, b.purchased, b.version, b.updated_at,
+           (SELECT count(*) FROM inserted i WHERE i.ticket_option_id = b.id)::int AS inserted
+      FROM bumped b
+    ${keyedCheck}`,
+  };
+}
+
+interface CommittedRow {
+  id: string;
+  purchased: number;
+  version: number;
+  updated_at: Date;
+  inserted: number;
+}
 
 interface KnexClient {
   acquireConnection(): Promise<PoolClient>;
@@ -48,37 +111,83 @@ interface KnexClient {
 
 @Injectable()
 export class PostgresTicketOptionStore implements TicketOptionStore {
-  constructor(private readonly orm: MikroORM) {}
+  private readonly coalescer: CommitCoalescer<CommitRequest, CommitOutcome>;
+  private readonly mode: CommitMode;
+
+  constructor(
+    private readonly orm: MikroORM,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.mode = config.actor.commitMode;
+    this.coalescer = new CommitCoalescer((requests) => this.commitMany(requests), {
+      maxInFlight: config.actor.maxWritesInFlight,
+      maxWeightPerWrite: MAX_ROWS_PER_STATEMENT,
+      weight: (request) => request.purchases.length,
+    });
+  }
+
+  /** Statements written and batches they carried, for metrics and the benchmark. */
+  get writeStats() {
+    return this.coalescer.stats;
+  }
 
   async load(optionId: string): Promise<AllocationState | null> {
     const rows = await this.query<AllocationState>({ ...LOAD_STATE, values: [optionId] });
     return rows[0] ?? null;
   }
 
-  async commit(
-    optionId: string,
-    expectedVersion: number,
-    purchased: number,
-    purchases: AcceptedPurchase[],
-  ): Promise<CommitOutcome> {
-    const rows = await this.query<{ version: number; updated_at: Date; inserted: number }>({
-      ...COMMIT_BATCH,
-      values: [
-        optionId,
-        purchased,
-        expectedVersion,
-        purchases.map((p) => p.id),
-        purchases.map((p) => p.userId),
-        purchases.map((p) => p.quantity),
-      ],
-    });
-    const row = rows[0];
-    if (!row) return { committed: false };
-    if (row.inserted !== purchases.length) {
-      // Cannot happen inside one statement; if it ever did, it must not be acknowledged.
-      throw new Error(`commit inserted ${row.inserted} of ${purchases.length} purchases`);
+  commit(request: CommitRequest): Promise<CommitOutcome> {
+    return this.coalescer.submit(request);
+  }
+
+  private async commitMany(requests: CommitRequest[]): Promise<CommitOutcome[]> {
+    const purchases = requests.flatMap((request) =>
+      request.purchases.map((purchase) => ({ ...purchase, optionId: request.optionId })),
+    );
+    const keyed = purchases.some((purchase) => purchase.idempotency !== undefined);
+    const values: unknown[] = [
+      requests.map((r) => r.optionId),
+      requests.map((r) => r.taken),
+      requests.map((r) => r.expected.version),
+      purchases.map((p) => p.id),
+      purchases.map((p) => p.optionId),
+      purchases.map((p) => p.userId),
+      purchases.map((p) => p.quantity),
+    ];
+    if (keyed) {
+      values.push(
+        purchases.map((p) => p.idempotency?.key ?? null),
+        purchases.map((p) => p.idempotency?.claim ?? null),
+      );
     }
-    return { committed: true, version: row.version, createdAt: row.updated_at };
+    let rows: CommittedRow[];
+    try {
+      rows = await this.query<CommittedRow>({
+        ...commitStatement(this.mode, requests.length > 1, keyed),
+        values,
+      });
+    } catch (error) {
+      // Nothing was written: every batch of the statement re-decides, as after a lost race.
+      if (RETRYABLE_SQLSTATES.has((error as { code?: string }).code ?? '')) {
+        return requests.map(() => ({ committed: false }));
+      }
+      throw error;
+    }
+    const byOption = new Map(rows.map((row) => [row.id, row]));
+    return requests.map((request): CommitOutcome => {
+      const row = byOption.get(request.optionId);
+      if (!row) return { committed: false };
+      if (row.inserted !== request.purchases.length) {
+        // Cannot happen inside one statement; if it ever did, it must not be acknowledged.
+        throw new Error(`commit inserted ${row.inserted} of ${request.purchases.length} purchases`);
+      }
+      return {
+        committed: true,
+        purchased: row.purchased,
+        version: row.version,
+        createdAt: row.updated_at,
+      };
+    });
   }
 
   /** Runs one statement on a connection of MikroORM's own pool (no second pool to size). */

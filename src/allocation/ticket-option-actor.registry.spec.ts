@@ -2,9 +2,9 @@ import { UnavailableError } from '../common/domain.error';
 import { loadConfig } from '../config/app-config';
 import { TicketOptionActorRegistry } from './ticket-option-actor.registry';
 import {
-  AcceptedPurchase,
   AllocationState,
   CommitOutcome,
+  CommitRequest,
   TicketOptionStore,
 } from './ticket-option.store';
 
@@ -32,17 +32,18 @@ class MemoryStore implements TicketOptionStore {
     return Promise.resolve({ ...state });
   }
 
-  async commit(
-    id: string,
-    version: number,
-    purchased: number,
-    _purchases: AcceptedPurchase[],
-  ): Promise<CommitOutcome> {
+  async commit({ optionId, expected, taken }: CommitRequest): Promise<CommitOutcome> {
     if (this.gate) await this.gate;
-    const state = this.states.get(id)!;
-    if (state.version !== version) return { committed: false };
-    this.states.set(id, { ...state, purchased, version: version + 1 });
-    return { committed: true, version: version + 1, createdAt: new Date() };
+    const state = this.states.get(optionId)!;
+    if (state.version !== expected.version) return { committed: false };
+    const next = { ...state, purchased: state.purchased + taken, version: state.version + 1 };
+    this.states.set(optionId, next);
+    return {
+      committed: true,
+      purchased: next.purchased,
+      version: next.version,
+      createdAt: new Date(),
+    };
   }
 }
 

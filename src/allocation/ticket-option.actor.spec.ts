@@ -8,13 +8,15 @@ import { decideBatch, TicketOptionActor } from './ticket-option.actor';
 import {
   AcceptedPurchase,
   AllocationState,
+  CommitMode,
   CommitOutcome,
+  CommitRequest,
   TicketOptionStore,
 } from './ticket-option.store';
 
 const USER = '6f1f7b5e-8c1e-4a52-9d8e-0a4f6f7c1b11';
 
-/** An in-memory store with the same compare-and-set contract as the PostgreSQL one. */
+/** An in-memory store with the same guards as the PostgreSQL one (`cas` or `guarded`). */
 class FakeStore implements TicketOptionStore {
   state: AllocationState | null;
   readonly rows: AcceptedPurchase[] = [];
@@ -29,7 +31,10 @@ class FakeStore implements TicketOptionStore {
   /** Resolves when a commit reaches the held gate. */
   entered: Promise<void> = Promise.resolve();
 
-  constructor(state: AllocationState | null) {
+  constructor(
+    state: AllocationState | null,
+    private readonly mode: CommitMode = 'cas',
+  ) {
     this.state = state ? { ...state } : null;
   }
 
@@ -49,12 +54,7 @@ class FakeStore implements TicketOptionStore {
     return Promise.resolve(this.state ? { ...this.state } : null);
   }
 
-  async commit(
-    _id: string,
-    expectedVersion: number,
-    purchased: number,
-    purchases: AcceptedPurchase[],
-  ): Promise<CommitOutcome> {
+  async commit({ expected, taken, purchases }: CommitRequest): Promise<CommitOutcome> {
     if (this.gate) {
       this.signalEntered?.();
       await this.gate;
@@ -65,12 +65,18 @@ class FakeStore implements TicketOptionStore {
       this.failNextCommit = null;
       throw error;
     }
-    if (!this.state || this.state.version !== expectedVersion) return { committed: false };
+    if (!this.state) return { committed: false };
+    const fits =
+      this.mode === 'cas'
+        ? this.state.version === expected.version
+        : this.state.purchased + taken <= this.state.allocation;
+    if (!fits) return { committed: false };
+    const purchased = this.state.purchased + taken;
     if (purchased > this.state.allocation) throw new Error('CHECK constraint violated');
     this.state = { ...this.state, purchased, version: this.state.version + 1 };
     this.rows.push(...purchases);
     this.commits.push(purchases);
-    return { committed: true, version: this.state.version, createdAt: new Date() };
+    return { committed: true, purchased, version: this.state.version, createdAt: new Date() };
   }
 
   /** Another instance sells `quantity` tickets. */
@@ -275,5 +281,39 @@ describe('TicketOptionActor', () => {
     await idle;
     expect(actor.isIdle).toBe(true);
     await Promise.all(pending);
+  });
+
+  describe('with the capacity-guarded commit', () => {
+    it('commits on top of a foreign write that left room, without a conflict, and refreshes from the row', async () => {
+      const store = new FakeStore({ allocation: 10, purchased: 0, version: 1 }, 'guarded');
+      const { actor, backoffs } = actorOn(store);
+      await buy(actor, 1); // cached: purchased 1, version 2
+      store.foreignSale(4); // truth: purchased 5, version 3
+
+      await expect(buy(actor, 2)).resolves.toMatchObject({ quantity: 2 });
+      expect(actor.stats.versionConflicts).toBe(0);
+      expect(actor.stats.foreignWritesSeen).toBe(1);
+      expect(actor.cachedState).toEqual({ allocation: 10, purchased: 7, version: 4 });
+      expect(store.loads).toBe(1);
+      expect(backoffs).toEqual([]);
+    });
+
+    it('reloads and re-decides when a foreign write took the capacity the batch counted on', async () => {
+      const store = new FakeStore({ allocation: 10, purchased: 0, version: 1 }, 'guarded');
+      const { actor } = actorOn(store);
+      await buy(actor, 1);
+      store.foreignSale(7); // truth: 2 left, the cache says 9
+
+      store.hold();
+      const three = buy(actor, 3);
+      const two = buy(actor, 2);
+      store.release();
+
+      await expect(three).rejects.toBeInstanceOf(InsufficientAllocationError);
+      await expect(two).resolves.toMatchObject({ quantity: 2 });
+      expect(actor.stats.versionConflicts).toBe(1);
+      expect(store.state).toMatchObject({ purchased: 10 });
+      expect(store.rows.reduce((n, r) => n + r.quantity, 0)).toBe(10);
+    });
   });
 });

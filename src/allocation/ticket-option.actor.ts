@@ -6,11 +6,18 @@ import {
   InsufficientAllocationError,
   TicketOptionNotFoundError,
 } from './allocation.errors';
-import { AcceptedPurchase, AllocationState, TicketOptionStore } from './ticket-option.store';
+import {
+  AcceptedPurchase,
+  AllocationState,
+  IdempotencyClaim,
+  TicketOptionStore,
+} from './ticket-option.store';
 
 export interface PurchaseRequest {
   userId: string;
   quantity: number;
+  /** Completed by the same commit that writes the purchase (see src/idempotency). */
+  idempotency?: IdempotencyClaim;
 }
 
 /** What a buyer gets back once the purchase is committed. */
@@ -42,8 +49,13 @@ export interface ActorStats {
   /** Tickets sold by those purchases (sum of their quantities). */
   ticketsCommitted: number;
   refusals: number;
-  /** Commits that lost the version race (each is followed by a reload and a retry or a 503). */
+  /**
+   * Commits refused by their guard, i.e. races lost to another writer (`cas`: the version moved;
+   * `guarded`: the capacity was taken). Each is followed by a reload and a retry, or a 503.
+   */
   versionConflicts: number;
+  /** Commits that found the row changed by another writer since our read (and still fitted). */
+  foreignWritesSeen: number;
   /** Commits that failed for another reason (database error): the batch got 503. */
   failedCommits: number;
   /** Purchases turned away because the queue was full. */
@@ -57,6 +69,7 @@ export function emptyStats(): ActorStats {
     ticketsCommitted: 0,
     refusals: 0,
     versionConflicts: 0,
+    foreignWritesSeen: 0,
     failedCommits: 0,
     overloaded: 0,
   };
@@ -212,17 +225,18 @@ export class TicketOptionActor {
         id: randomUUID(),
         userId: pending.request.userId,
         quantity: pending.request.quantity,
+        idempotency: pending.request.idempotency,
       }));
 
       if (accepted.length > 0) {
         let outcome;
         try {
-          outcome = await this.store.commit(
-            this.optionId,
-            state.version,
-            state.purchased + decision.taken,
-            accepted,
-          );
+          outcome = await this.store.commit({
+            optionId: this.optionId,
+            expected: state,
+            taken: decision.taken,
+            purchases: accepted,
+          });
         } catch (error) {
           // The outcome may be unknown (e.g. connection lost around COMMIT): reload before deciding again.
           this.state = null;
@@ -240,9 +254,11 @@ export class TicketOptionActor {
           await (this.options.backoff ?? defaultBackoff)(attempt);
           continue;
         }
+        if (outcome.version !== state.version + 1) this.stats.foreignWritesSeen++;
+        // The row as this commit left it: foreign commits since our read are included.
         this.state = {
           allocation: state.allocation,
-          purchased: state.purchased + decision.taken,
+          purchased: outcome.purchased,
           version: outcome.version,
         };
         this.stats.commits++;

@@ -5,28 +5,62 @@ export interface AllocationState {
   version: number;
 }
 
+/**
+ * The claim of an `Idempotency-Key` held by the request that is being processed (see
+ * src/idempotency). The commit that writes the purchase also completes this claim, atomically.
+ */
+export interface IdempotencyClaim {
+  key: string;
+  claim: string;
+}
+
 /** One accepted purchase, ready to be written. */
 export interface AcceptedPurchase {
   id: string;
   userId: string;
   quantity: number;
+  idempotency?: IdempotencyClaim;
+}
+
+/** One actor's batch: the purchases it accepted against the state it decided them on. */
+export interface CommitRequest {
+  optionId: string;
+  /** The state the batch was decided against (the actor's cached state). */
+  expected: AllocationState;
+  /** Tickets taken by the batch (the sum of the purchases' quantities). */
+  taken: number;
+  purchases: AcceptedPurchase[];
 }
 
 export type CommitOutcome =
-  { committed: true; version: number; createdAt: Date } | { committed: false };
+  | {
+      committed: true;
+      /** The option after this commit: authoritative, foreign writes included. */
+      purchased: number;
+      version: number;
+      createdAt: Date;
+    }
+  | { committed: false };
 
 /**
- * The persistence port of the actor. `commit` must be atomic: either `purchased` moves from the
- * state at `expectedVersion` to `purchased` and every purchase row exists, or nothing changed.
+ * How a commit guards the option row against other writers (other instances):
+ * - `guarded`: `purchased = purchased + taken` where it still fits the allocation. Foreign
+ *   commits do not invalidate ours unless capacity ran out; the version is still bumped, and the
+ *   returned row refreshes the actor.
+ * - `cas`: the classic compare-and-set on `version`; any foreign commit since the actor's read
+ *   makes ours fail, and the actor reloads and retries.
+ */
+export type CommitMode = 'guarded' | 'cas';
+export const COMMIT_MODES: readonly CommitMode[] = ['guarded', 'cas'];
+
+/**
+ * The persistence port of the actor. `commit` must be atomic per request: either the option row
+ * moved by `taken` and every purchase row (and idempotency completion) exists, or nothing of that
+ * request changed. `committed: false` means the guard refused it (a lost race): reload, re-decide.
  */
 export interface TicketOptionStore {
   load(optionId: string): Promise<AllocationState | null>;
-  commit(
-    optionId: string,
-    expectedVersion: number,
-    purchased: number,
-    purchases: AcceptedPurchase[],
-  ): Promise<CommitOutcome>;
+  commit(request: CommitRequest): Promise<CommitOutcome>;
 }
 
 export const TICKET_OPTION_STORE = Symbol('TICKET_OPTION_STORE');

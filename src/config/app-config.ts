@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { COMMIT_MODES, CommitMode } from '../allocation/ticket-option.store';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -15,6 +16,10 @@ export interface ActorConfig {
   idleMs: number;
   /** Most actors alive in one process; the least recently used idle one is passivated first. */
   maxLiveActors: number;
+  /** How a commit guards the option row against other instances (see ticket-option.store.ts). */
+  commitMode: CommitMode;
+  /** Commit statements in flight at once per process; further batches coalesce into the next. */
+  maxWritesInFlight: number;
 }
 
 export interface EmbeddedPostgresConfig {
@@ -88,6 +93,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
 
   const host = env.HOST?.trim() || '0.0.0.0';
 
+  const commitMode = (env.ACTOR_COMMIT_MODE?.trim() || 'guarded') as CommitMode;
+  if (!COMMIT_MODES.includes(commitMode)) {
+    problems.push(
+      `ACTOR_COMMIT_MODE must be one of ${COMMIT_MODES.join(', ')}, got "${env.ACTOR_COMMIT_MODE}"`,
+    );
+  }
+
   const config: AppConfig = {
     port: int('PORT', 3000, 0, 65535),
     host,
@@ -101,6 +113,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxQueueDepth: int('ACTOR_MAX_QUEUE_DEPTH', 10_000, 1, 1_000_000),
       idleMs: int('ACTOR_IDLE_MS', 60_000, 1_000, 86_400_000),
       maxLiveActors: int('ACTOR_MAX_LIVE', 10_000, 1, 10_000_000),
+      commitMode,
+      maxWritesInFlight: int('DB_MAX_WRITES_IN_FLIGHT', 4, 1, 1000),
     },
     embeddedPostgres: {
       dataDir: resolve(env.EMBEDDED_PG_DATA_DIR?.trim() || '.data/postgres'),

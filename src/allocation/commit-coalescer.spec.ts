@@ -1,0 +1,99 @@
+import { CommitCoalescer } from './commit-coalescer';
+
+/** A write function whose calls are recorded and settled by hand. */
+function controlledWrites() {
+  const calls: Array<{
+    items: number[];
+    settle(): void;
+    fail(error: Error): void;
+  }> = [];
+  const write = (items: number[]) =>
+    new Promise<string[]>((resolve, reject) => {
+      calls.push({
+        items,
+        settle: () => resolve(items.map((item) => `done ${item}`)),
+        fail: reject,
+      });
+    });
+  return { calls, write };
+}
+
+/** Resolves after pending setImmediate callbacks (the coalescer's flush) ran. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe('CommitCoalescer', () => {
+  it('writes everything submitted in one event-loop turn as one write, answering each in order', async () => {
+    const { calls, write } = controlledWrites();
+    const coalescer = new CommitCoalescer(write, {
+      maxInFlight: 2,
+      maxWeightPerWrite: 100,
+      weight: () => 1,
+    });
+    const answers = [1, 2, 3].map((item) => coalescer.submit(item));
+    await nextTurn();
+    expect(calls.map((c) => c.items)).toEqual([[1, 2, 3]]);
+    calls[0].settle();
+    await expect(Promise.all(answers)).resolves.toEqual(['done 1', 'done 2', 'done 3']);
+  });
+
+  it('coalesces what arrives while maxInFlight writes run into the next write', async () => {
+    const { calls, write } = controlledWrites();
+    const coalescer = new CommitCoalescer(write, {
+      maxInFlight: 1,
+      maxWeightPerWrite: 100,
+      weight: () => 1,
+    });
+    const first = coalescer.submit(1);
+    await nextTurn();
+    const later = [2, 3, 4].map((item) => coalescer.submit(item));
+    await nextTurn();
+    expect(calls).toHaveLength(1); // the bound holds: 2, 3 and 4 wait
+
+    calls[0].settle();
+    await first;
+    expect(calls.map((c) => c.items)).toEqual([[1], [2, 3, 4]]);
+    calls[1].settle();
+    await Promise.all(later);
+    expect(coalescer.stats).toEqual({ writes: 2, items: 4, waiting: 0, inFlight: 0 });
+  });
+
+  it('splits by weight, but always takes at least one item even if it is heavier than the bound', async () => {
+    const { calls, write } = controlledWrites();
+    const coalescer = new CommitCoalescer(write, {
+      maxInFlight: 10,
+      maxWeightPerWrite: 5,
+      weight: (item) => item,
+    });
+    const answers = [2, 3, 9, 1].map((item) => coalescer.submit(item));
+    await nextTurn();
+    expect(calls.map((c) => c.items)).toEqual([[2, 3], [9], [1]]);
+    calls.forEach((c) => c.settle());
+    await Promise.all(answers);
+  });
+
+  it('fails only the items of the write that failed', async () => {
+    const { calls, write } = controlledWrites();
+    const coalescer = new CommitCoalescer(write, {
+      maxInFlight: 2,
+      maxWeightPerWrite: 1,
+      weight: () => 1,
+    });
+    const one = coalescer.submit(1);
+    const two = coalescer.submit(2);
+    await nextTurn();
+    calls[0].fail(new Error('connection lost'));
+    calls[1].settle();
+    await expect(one).rejects.toThrow('connection lost');
+    await expect(two).resolves.toBe('done 2');
+  });
+
+  it('refuses a write that answers for fewer items than it was given', async () => {
+    const coalescer = new CommitCoalescer((items: number[]) => Promise.resolve(items.slice(1)), {
+      maxInFlight: 1,
+      maxWeightPerWrite: 10,
+      weight: () => 1,
+    });
+    const answers = [coalescer.submit(1), coalescer.submit(2)];
+    for (const answer of answers) await expect(answer).rejects.toThrow(/answered 1 of 2/);
+  });
+});
