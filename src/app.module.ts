@@ -2,7 +2,10 @@ import { DynamicModule, Module } from '@nestjs/common';
 import type { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
+import { HealthModule } from './health/health.module';
+import { IdempotencyModule } from './idempotency/idempotency.module';
 import { JsonApiModule } from './jsonapi/jsonapi.module';
+import { MetricsModule } from './metrics/metrics.module';
 import { PurchasesModule } from './purchases/purchases.module';
 import { TicketOptionsModule } from './ticket-options/ticket-options.module';
 
@@ -15,8 +18,11 @@ export class AppModule {
         ConfigModule.forRoot(config),
         DatabaseModule,
         JsonApiModule,
+        IdempotencyModule,
         TicketOptionsModule,
         PurchasesModule,
+        HealthModule,
+        MetricsModule,
       ],
     };
   }

@@ -1,8 +1,9 @@
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Inject, Injectable } from '@nestjs/common';
-import type { PoolClient, QueryConfig, QueryResultRow } from 'pg';
+import type { QueryConfig, QueryResultRow } from 'pg';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/app-config';
+import { runStatement } from '../database/sql';
 import { CommitCoalescer } from './commit-coalescer';
 import {
   AllocationState,
@@ -104,11 +105,6 @@ interface CommittedRow {
   inserted: number;
 }
 
-interface KnexClient {
-  acquireConnection(): Promise<PoolClient>;
-  releaseConnection(connection: PoolClient): Promise<void>;
-}
-
 @Injectable()
 export class PostgresTicketOptionStore implements TicketOptionStore {
   private readonly coalescer: CommitCoalescer<CommitRequest, CommitOutcome>;
@@ -190,15 +186,7 @@ export class PostgresTicketOptionStore implements TicketOptionStore {
     });
   }
 
-  /** Runs one statement on a connection of MikroORM's own pool (no second pool to size). */
   private async query<R extends QueryResultRow>(config: QueryConfig): Promise<R[]> {
-    const client = this.orm.em.getConnection().getKnex().client as KnexClient;
-    const connection = await client.acquireConnection();
-    try {
-      const result = await connection.query<R>(config);
-      return result.rows;
-    } finally {
-      await client.releaseConnection(connection);
-    }
+    return (await runStatement<R>(this.orm, config)).rows;
   }
 }

@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'not_acceptable'
+  | 'invalid_header'
   | 'idempotency_key_reused'
   | 'idempotency_key_in_flight'
   | 'unavailable'

@@ -36,6 +36,8 @@ export interface AppConfig {
   logLevel: LogLevel;
   dbPoolSize: number;
   bodyLimitBytes: number;
+  /** Idempotency keys are kept at least this long (SPEC §2: 24 h), then purged. */
+  idempotencyRetentionHours: number;
   actor: ActorConfig;
   embeddedPostgres: EmbeddedPostgresConfig;
 }
@@ -107,6 +109,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     logLevel,
     dbPoolSize: int('DB_POOL_SIZE', 10, 1, 1000),
     bodyLimitBytes: int('BODY_LIMIT_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
+    idempotencyRetentionHours: int('IDEMPOTENCY_RETENTION_HOURS', 24, 24, 24 * 365),
     actor: {
       maxBatchSize: int('ACTOR_MAX_BATCH_SIZE', 512, 1, 10000),
       maxCommitAttempts: int('ACTOR_MAX_COMMIT_ATTEMPTS', 20, 1, 1000),

@@ -2,6 +2,7 @@ import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { TicketOptionNotFoundError } from '../allocation/allocation.errors';
 import { TicketOptionActorRegistry } from '../allocation/ticket-option-actor.registry';
+import type { IdempotencyClaim } from '../allocation/ticket-option.store';
 import { NotFoundError } from '../common/domain.error';
 import { Purchase } from './purchase.entity';
 import { PurchaseView } from './purchase.document';
@@ -12,6 +13,8 @@ export interface PurchaseCommand {
   quantity: number;
   /** Where the option id came from in the request, for the 404's `source.pointer`. */
   ticketOptionPointer?: string;
+  /** Completed by the commit that writes this purchase. */
+  idempotency?: IdempotencyClaim;
 }
 
 @Injectable()
@@ -24,9 +27,11 @@ export class PurchasesService {
   /** Hands the purchase to the option's actor; resolves once it is committed. */
   async purchase(command: PurchaseCommand): Promise<PurchaseView> {
     try {
-      const receipt = await this.actors
-        .get(command.ticketOptionId)
-        .purchase({ userId: command.userId, quantity: command.quantity });
+      const receipt = await this.actors.get(command.ticketOptionId).purchase({
+        userId: command.userId,
+        quantity: command.quantity,
+        idempotency: command.idempotency,
+      });
       return {
         id: receipt.id,
         ticketOptionId: receipt.ticketOptionId,

@@ -1,23 +1,45 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { TicketOptionNotFoundError } from '../allocation/allocation.errors';
-import { CreateTicketOptionAttributes, TicketOptionView } from './ticket-option.document';
+import type { IdempotencyClaim } from '../allocation/ticket-option.store';
+import { IdempotencyService } from '../idempotency/idempotency.service';
+import {
+  CreateTicketOptionAttributes,
+  ticketOptionDocument,
+  TicketOptionView,
+} from './ticket-option.document';
 import { TicketOption } from './ticket-option.entity';
 
 @Injectable()
 export class TicketOptionsService {
-  constructor(private readonly em: EntityManager) {}
+  constructor(
+    private readonly em: EntityManager,
+    private readonly idempotency: IdempotencyService,
+  ) {}
 
-  async create(attributes: CreateTicketOptionAttributes): Promise<TicketOptionView> {
-    const em = this.em.fork();
-    const option = em.create(TicketOption, {
-      name: attributes.name,
-      description: attributes.description ?? null,
-      allocation: attributes.allocation,
-      purchased: 0,
+  /** Creates the option; with an Idempotency-Key, the key is completed in the same transaction. */
+  async create(
+    attributes: CreateTicketOptionAttributes,
+    claim?: IdempotencyClaim,
+  ): Promise<TicketOptionView> {
+    return this.em.fork().transactional(async (em) => {
+      const option = em.create(TicketOption, {
+        name: attributes.name,
+        description: attributes.description ?? null,
+        allocation: attributes.allocation,
+        purchased: 0,
+      });
+      await em.flush();
+      const view = toView(option);
+      if (claim) {
+        await this.idempotency.completeWithin(em, claim, {
+          status: 201,
+          body: ticketOptionDocument(view),
+          ticketOptionId: view.id,
+        });
+      }
+      return view;
     });
-    await em.persistAndFlush(option);
-    return toView(option);
   }
 
   async findOne(id: string): Promise<TicketOptionView> {

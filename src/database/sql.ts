@@ -1,0 +1,26 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { PoolClient, QueryConfig, QueryResultRow } from 'pg';
+
+interface KnexClient {
+  acquireConnection(): Promise<PoolClient>;
+  releaseConnection(connection: PoolClient): Promise<void>;
+}
+
+/**
+ * Runs one statement on a connection of MikroORM's own pool (no second pool to size). For the few
+ * hot or atomic statements that are clearer, and faster, as SQL than as unit-of-work flushes;
+ * `config.name` makes it a prepared statement, parsed and planned once per connection.
+ */
+export async function runStatement<R extends QueryResultRow>(
+  orm: MikroORM,
+  config: QueryConfig,
+): Promise<{ rows: R[]; rowCount: number }> {
+  const client = orm.em.getConnection().getKnex().client as KnexClient;
+  const connection = await client.acquireConnection();
+  try {
+    const result = await connection.query<R>(config);
+    return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+  } finally {
+    await client.releaseConnection(connection);
+  }
+}
