@@ -24,7 +24,7 @@ import {
   waitForQuiescence,
 } from './lib/database';
 import { JSON_API, LoadResult, LoadSpec, purchaseBody, runLoad } from './lib/load';
-import { delta, scrapeConflicts } from './lib/metrics';
+import { delta, scrapeConflicts, scrapeMetric } from './lib/metrics';
 import { benchNginxConfig, findOrInstallNginx, NginxLookup } from './lib/nginx';
 import {
   assertPortFree,
@@ -56,7 +56,9 @@ const MANY_OPTIONS = 1000;
 const MANY_ALLOCATION = 1_000_000;
 /** Answers 404 from every server: any HTTP answer means "up". */
 const PROBE_PATH = '/ticket_options/00000000-0000-4000-8000-000000000000';
-const SERVICE_TUNING = /^(DB_POOL_SIZE|BODY_LIMIT_BYTES|ACTOR_[A-Z_]+)$/;
+const SERVICE_TUNING = /^(DB_[A-Z_]+|BODY_LIMIT_BYTES|ACTOR_[A-Z_]+)$/;
+/** Scenario 7: distinct options touched once each (memory must stay bounded). */
+const TOUCHED_OPTIONS = 100_000;
 
 function envInt(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name]?.trim();
@@ -138,10 +140,15 @@ async function startServer(
   return { process: managed, url };
 }
 
-function startService(port: number, databaseUrl: string): Promise<Server> {
+function startService(
+  port: number,
+  databaseUrl: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<Server> {
   return startServer(`service-${port}`, port, [join(ROOT, 'dist', 'main.js')], {
     DATABASE_URL: databaseUrl,
     LOG_LEVEL: 'warn',
+    ...env,
   });
 }
 
@@ -294,6 +301,8 @@ interface PurchaseRun {
   path: string | (() => string);
   /** false for the canned server: there is no database behind it. */
   audited: boolean;
+  /** A fixed number of requests (no warm-up) instead of the timed run. */
+  amount?: number;
 }
 
 /** The part of a scenario's report that comes straight from one autocannon run. */
@@ -331,9 +340,14 @@ async function measurePurchases(header: ScenarioHeader, run: PurchaseRun): Promi
     collectIds: run.audited,
   };
   const conflictsBefore = run.metricsFrom.length ? await scrapeConflicts(run.metricsFrom) : null;
-  const warmup = WARMUP_S > 0 ? await runLoad({ ...spec, durationS: WARMUP_S }) : null;
+  const warmup =
+    WARMUP_S > 0 && run.amount === undefined
+      ? await runLoad({ ...spec, durationS: WARMUP_S })
+      : null;
   const since = new Date();
-  const result = await runLoad(spec);
+  const result = await runLoad(
+    run.amount === undefined ? spec : { ...spec, amount: run.amount, durationS: 600 },
+  );
   const rss = run.servers.map((server) => rssMb(server.process.pid) ?? 0);
 
   let audit = null;
@@ -399,7 +413,7 @@ async function main(): Promise<void> {
   mkdirSync(RESULTS_DIR, { recursive: true });
   workDir = mkdtempSync(join(tmpdir(), 'ticket-bench-'));
   const notes: string[] = [];
-  const runs = 8;
+  const runs = 9;
   say(
     `${CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s per scenario, ` +
       `${runs} runs: about ${Math.ceil((runs * (WARMUP_S + DURATION_S + 4) + 40) / 60)} min. ` +
@@ -552,6 +566,70 @@ async function main(): Promise<void> {
   // The instances are idle from here on; stopped, they neither use CPU nor hold connections.
   await Promise.all(services.map((service) => stopProcess(service.process)));
 
+  // 2b: scenario 2 again with the plain version compare-and-set, the measurement behind the
+  // default commit mode (capacity-guarded increment).
+  say('service instances with ACTOR_COMMIT_MODE=cas ...');
+  const casServices = await Promise.all(
+    PORTS.services.map((port) => startService(port, db.url, { ACTOR_COMMIT_MODE: 'cas' })),
+  );
+  const h2b = header(
+    '2b',
+    'hot option, 3 instances, spread evenly, version CAS commits',
+    'service',
+    3,
+  );
+  reports.push(
+    await scenario(h2b, async () => {
+      const option = await createOptionViaApi(casServices[0].url, 'bench hot 2b');
+      const urls = casServices.map((service) => service.url);
+      return measurePurchases(h2b, {
+        urls,
+        servers: casServices,
+        metricsFrom: urls,
+        optionIds: [option],
+        path: hotPath(option),
+        audited: true,
+      });
+    }),
+  );
+  await Promise.all(casServices.map((service) => stopProcess(service.process)));
+
+  // 7: one purchase on each of 100,000 options, in order, on a fresh instance: the registry must
+  // passivate (ACTOR_MAX_LIVE, default 10,000) and memory must stay bounded.
+  say('fresh service instance ...');
+  const fresh = await startService(PORTS.services[0], db.url);
+  const h7 = header(
+    '7',
+    `${TOUCHED_OPTIONS.toLocaleString('en-US')} options touched once each, 1 instance`,
+    'service',
+    1,
+  );
+  reports.push(
+    await scenario(h7, async () => {
+      const rssBefore = rssMb(fresh.process.pid);
+      const options = await createOptions(pool!, TOUCHED_OPTIONS, 10, 'bench touched 7');
+      let next = 0;
+      const report = await measurePurchases(h7, {
+        urls: [fresh.url],
+        servers: [fresh],
+        metricsFrom: [fresh.url],
+        optionIds: options,
+        path: () => hotPath(options[next++ % options.length]),
+        audited: true,
+        amount: TOUCHED_OPTIONS - 1, // the sample purchase took the first option
+      });
+      const live = await scrapeMetric(fresh.url, 'ticket_actors_live');
+      notes.push(
+        `7: after ${TOUCHED_OPTIONS.toLocaleString('en-US')} distinct options: ` +
+          `${live === null ? 'live actors n/a' : `${live.toLocaleString('en-US')} live actors`} ` +
+          `(bound ACTOR_MAX_LIVE, default 10,000); RSS ${rssBefore ?? '?'} MB at start, ` +
+          `${report.rssMb[0]} MB after (target < 300 MB).`,
+      );
+      return report;
+    }),
+  );
+  await stopProcess(fresh.process);
+
   say('row-lock reference ...');
   const rowLock = await startReference('row-lock', PORTS.rowLock, { DATABASE_URL: db.url });
   const h4b = header(
@@ -607,7 +685,7 @@ async function main(): Promise<void> {
   await stopProcess(canned.process);
 
   // Reported in the numbering of the scenario list, not in the order they ran.
-  const order = ['1', '2', '3', '4a', '4b', '5', '6a', '6b'];
+  const order = ['1', '2', '2b', '3', '4a', '4b', '5', '6a', '6b', '7'];
   reports.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
   const byId = new Map(reports.map((report) => [report.id, report]));
   const ratio = (label: string, numerator: string, denominator: string): RatioReport => {
@@ -622,6 +700,8 @@ async function main(): Promise<void> {
   const ratios = [
     ratio('service, hot option (1) / row-lock, hot option (6a)', '1', '6a'),
     ratio('3 instances spread (2) / 1 instance (1)', '2', '1'),
+    ratio('3 instances spread, version CAS (2b) / 1 instance (1)', '2b', '1'),
+    ratio('guarded increment (2) / version CAS (2b), 3 instances spread', '2', '2b'),
     ratio('3 instances behind nginx (3) / 1 instance (1)', '3', '1'),
     ratio('service, 1,000 options (4a) / row-lock, 1,000 options (4b)', '4a', '4b'),
     ratio('service, hot option (1) / canned ceiling (6b)', '1', '6b'),

@@ -57,12 +57,15 @@ describe('start-up', () => {
     try {
       const client = new Client({ connectionString: database.url });
       await client.connect();
-      const migrations = await client.query('SELECT name FROM mikro_orm_migrations');
+      const migrations = await client.query('SELECT name FROM mikro_orm_migrations ORDER BY id');
       const constraints = await client.query(
         `SELECT conname FROM pg_constraint WHERE conrelid IN ('ticket_options'::regclass, 'purchases'::regclass) ORDER BY conname`,
       );
       await client.end();
-      expect(migrations.rows).toEqual([{ name: 'Migration20261121000000InitialSchema' }]);
+      expect(migrations.rows).toEqual([
+        { name: 'Migration20261121000000InitialSchema' },
+        { name: 'Migration20261121100000IdempotencyKeys' },
+      ]);
       expect(constraints.rows.map((r: { conname: string }) => r.conname)).toEqual([
         'purchases_pkey',
         'purchases_quantity_check',

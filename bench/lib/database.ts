@@ -50,7 +50,8 @@ export async function openDatabase(options: {
 
 /** Empties the bench's own tables so that every run starts from the same state. */
 export async function resetTables(pool: Pool): Promise<void> {
-  await pool.query('TRUNCATE purchases, ticket_options');
+  // CASCADE: the tables that reference these (idempotency keys) go too.
+  await pool.query('TRUNCATE purchases, ticket_options CASCADE');
 }
 
 /** Inserts options straight into the table (1,000 of them over HTTP would only add noise). */
@@ -207,9 +208,9 @@ export async function auditPurchases(
 }
 
 /**
- * Purchases per commit, from the data alone: one commit writes its purchases in one statement
- * whose created_at is the transaction's now(), so a commit is a distinct (option, created_at).
- * Only rows created since `since` count (the measured run, not the warm-up).
+ * Purchases per commit statement, from the data alone: one statement writes its purchases (of one
+ * or, coalesced, of many options) with created_at = the transaction's now(), so a statement is a
+ * distinct created_at. Only rows created since `since` count (the measured run, not the warm-up).
  */
 export async function meanBatchSize(
   pool: Pool,
@@ -218,7 +219,7 @@ export async function meanBatchSize(
 ): Promise<number | null> {
   const { rows } = await pool.query<{ purchases: number; commits: number }>(
     `SELECT count(*)::int AS purchases,
-            count(DISTINCT (ticket_option_id, created_at))::int AS commits
+            count(DISTINCT created_at)::int AS commits
        FROM purchases
       WHERE ticket_option_id = ANY($1::uuid[]) AND created_at >= $2`,
     [optionIds, since],

@@ -7,6 +7,8 @@ export interface LoadSpec {
   urls: string[];
   connections: number;
   durationS: number;
+  /** Stop after this many requests instead of after `durationS`. */
+  amount?: number;
   method: 'GET' | 'POST';
   /** A fixed path, or a function called before every request (e.g. a random option). */
   path: string | (() => string);
@@ -77,6 +79,7 @@ export function runLoad(spec: LoadSpec): Promise<LoadResult> {
         url: spec.urls.length === 1 ? spec.urls[0] : spec.urls,
         connections: spec.connections,
         duration: spec.durationS,
+        ...(spec.amount !== undefined ? { amount: spec.amount } : {}),
         timeout: 10,
         requests: [request],
       },

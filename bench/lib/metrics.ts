@@ -36,3 +36,18 @@ export async function scrapeConflicts(baseUrls: string[]): Promise<number | null
 export function delta(before: number | null, after: number | null): number | null {
   return before === null || after === null ? null : after - before;
 }
+
+/** The value of one unlabelled metric (e.g. a gauge) on one instance; `null` if absent. */
+export async function scrapeMetric(baseUrl: string, name: string): Promise<number | null> {
+  try {
+    const response = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(2000) });
+    if (!response.ok) return null;
+    for (const line of (await response.text()).split('\n')) {
+      const [metric, value] = line.split(/\s+/);
+      if (metric === name && Number.isFinite(Number(value))) return Number(value);
+    }
+    return null;
+  } catch {
+    return null;
+  }
+}

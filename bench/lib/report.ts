@@ -141,9 +141,9 @@ export function renderMarkdown(report: BenchReport): string {
   }
   lines.push(
     '',
-    'Mean batch = purchases per commit over the measured window, from the data: ' +
-      'count(*) / count(DISTINCT (ticket_option_id, created_at)) (a commit writes its purchases with one ' +
-      'timestamp). Conflicts come from GET /metrics when the service exposes a counter; otherwise n/a. ' +
+    'Mean batch = purchases per commit statement over the measured window, from the data: ' +
+      'count(*) / count(DISTINCT created_at) (one statement writes its purchases, of one option or, ' +
+      'coalesced, of many, with one timestamp). Conflicts come from GET /metrics when the service exposes a counter; otherwise n/a. ' +
       'RSS is VmRSS at the end of the scenario, per process (sum for 3 instances).',
   );
 
