@@ -1,10 +1,10 @@
-import { EntityManager } from '@mikro-orm/postgresql';
+import { MikroORM } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { TicketOptionNotFoundError } from '../allocation/allocation.errors';
 import { TicketOptionActorRegistry } from '../allocation/ticket-option-actor.registry';
 import type { IdempotencyClaim } from '../allocation/ticket-option.store';
 import { NotFoundError } from '../common/domain.error';
-import { Purchase } from './purchase.entity';
+import { runStatement } from '../database/sql';
 import { PurchaseView } from './purchase.document';
 
 export interface PurchaseCommand {
@@ -17,11 +17,17 @@ export interface PurchaseCommand {
   idempotency?: IdempotencyClaim;
 }
 
+const READ_PURCHASE = {
+  name: 'purchase-read',
+  text: `SELECT id, ticket_option_id AS "ticketOptionId", user_id AS "userId", quantity
+           FROM purchases WHERE id = $1`,
+};
+
 @Injectable()
 export class PurchasesService {
   constructor(
     private readonly actors: TicketOptionActorRegistry,
-    private readonly em: EntityManager,
+    private readonly orm: MikroORM,
   ) {}
 
   /** Hands the purchase to the option's actor; resolves once it is committed. */
@@ -47,13 +53,9 @@ export class PurchasesService {
   }
 
   async findOne(id: string): Promise<PurchaseView> {
-    const purchase = await this.em.fork().findOne(Purchase, { id }, { disableIdentityMap: true });
-    if (!purchase) throw new NotFoundError(`Purchase ${JSON.stringify(id)} does not exist.`);
-    return {
-      id: purchase.id,
-      ticketOptionId: purchase.ticketOption.id,
-      userId: purchase.userId,
-      quantity: purchase.quantity,
-    };
+    const [view] = (await runStatement<PurchaseView>(this.orm, { ...READ_PURCHASE, values: [id] }))
+      .rows;
+    if (!view) throw new NotFoundError(`Purchase ${JSON.stringify(id)} does not exist.`);
+    return view;
   }
 }
