@@ -14,6 +14,7 @@ export const MIGRATIONS = [
 ];
 
 const ormLogger = new Logger('MikroORM');
+const knexLogger = new Logger('knex');
 
 export interface OrmSettings {
   databaseUrl: string;
@@ -30,8 +31,19 @@ export function buildOrmOptions(settings: OrmSettings): Options<PostgreSqlDriver
     extensions: [Migrator],
     pool: { min: 0, max: settings.poolSize },
     debug: settings.debug ?? false,
-    // Through Nest's logger, so LOG_LEVEL governs MikroORM's lines (e.g. the migrator's) too.
+    // Through Nest's logger (pino JSON), so LOG_LEVEL governs MikroORM's lines (e.g. the
+    // migrator's) too; no ANSI colours inside JSON.
     logger: (message: string) => ormLogger.log(message),
+    colors: false,
+    // knex would print its warnings ("Connection Error: …") with console.log, outside the JSON log.
+    driverOptions: {
+      log: {
+        warn: (message: unknown) => knexLogger.warn(message),
+        error: (message: unknown) => knexLogger.error(message),
+        deprecate: (message: unknown) => knexLogger.warn(message),
+        debug: (message: unknown) => knexLogger.debug(message),
+      },
+    },
     // The hot path never loads entities into a context; forks are explicit.
     allowGlobalContext: false,
     forceUtcTimezone: true,

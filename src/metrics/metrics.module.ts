@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { AllocationModule } from '../allocation/allocation.module';
+import { MetricsController } from './metrics.controller';
+import { MetricsService } from './metrics.service';
+
+@Module({
+  imports: [AllocationModule],
+  controllers: [MetricsController],
+  providers: [MetricsService],
+  exports: [MetricsService],
+})
+export class MetricsModule {}
