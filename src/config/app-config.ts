@@ -22,6 +22,17 @@ export interface ActorConfig {
   maxWritesInFlight: number;
 }
 
+export interface DatabaseTimeouts {
+  /** `statement_timeout` of every pooled session. */
+  statementMs: number;
+  /** `lock_timeout` of every pooled session. */
+  lockMs: number;
+  /** Opening a connection. */
+  connectMs: number;
+  /** Waiting for a free pooled connection (pool exhausted). */
+  acquireMs: number;
+}
+
 export interface EmbeddedPostgresConfig {
   dataDir: string;
   port: number;
@@ -35,6 +46,10 @@ export interface AppConfig {
   databaseUrl: string | undefined;
   logLevel: LogLevel;
   dbPoolSize: number;
+  /** Timeouts that turn a stuck database into a quick 503 instead of a hang (see README). */
+  dbTimeouts: DatabaseTimeouts;
+  /** Most time to receive a whole request (slow clients cannot hold a connection forever). */
+  httpRequestTimeoutMs: number;
   bodyLimitBytes: number;
   /** Idempotency keys are kept at least this long (SPEC §2: 24 h), then purged. */
   idempotencyRetentionHours: number;
@@ -108,6 +123,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
     databaseUrl,
     logLevel,
     dbPoolSize: int('DB_POOL_SIZE', 10, 1, 1000),
+    dbTimeouts: {
+      statementMs: int('DB_STATEMENT_TIMEOUT_MS', 5_000, 100, 3_600_000),
+      lockMs: int('DB_LOCK_TIMEOUT_MS', 2_000, 100, 3_600_000),
+      connectMs: int('DB_CONNECT_TIMEOUT_MS', 3_000, 100, 600_000),
+      acquireMs: int('DB_ACQUIRE_TIMEOUT_MS', 3_000, 100, 600_000),
+    },
+    httpRequestTimeoutMs: int('HTTP_REQUEST_TIMEOUT_MS', 30_000, 1_000, 3_600_000),
     bodyLimitBytes: int('BODY_LIMIT_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     idempotencyRetentionHours: int('IDEMPOTENCY_RETENTION_HOURS', 24, 24, 24 * 365),
     actor: {

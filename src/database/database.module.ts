@@ -33,7 +33,11 @@ function databaseUrlOf(config: AppConfig): string {
       driver: PostgreSqlDriver,
       inject: [APP_CONFIG],
       useFactory: (config: AppConfig) => ({
-        ...buildOrmOptions({ databaseUrl: databaseUrlOf(config), poolSize: config.dbPoolSize }),
+        ...buildOrmOptions({
+          databaseUrl: databaseUrlOf(config),
+          poolSize: config.dbPoolSize,
+          timeouts: config.dbTimeouts,
+        }),
         // Every unit of work forks its own EntityManager; no per-request middleware on the hot path.
         registerRequestContext: false,
       }),

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { Options } from '@mikro-orm/core';
+import type { DatabaseTimeouts } from '../config/app-config';
 import { Migrator } from '@mikro-orm/migrations';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { Purchase } from '../purchases/purchase.entity';
@@ -19,6 +20,7 @@ const knexLogger = new Logger('knex');
 export interface OrmSettings {
   databaseUrl: string;
   poolSize: number;
+  timeouts?: DatabaseTimeouts;
   debug?: boolean;
 }
 
@@ -37,6 +39,17 @@ export function buildOrmOptions(settings: OrmSettings): Options<PostgreSqlDriver
     colors: false,
     // knex would print its warnings ("Connection Error: …") with console.log, outside the JSON log.
     driverOptions: {
+      ...(settings.timeouts && {
+        // Pool exhausted: fail after this long (knex waits 60 s by default) → 503, not a hang.
+        acquireConnectionTimeout: settings.timeouts.acquireMs,
+        connection: {
+          statement_timeout: settings.timeouts.statementMs,
+          lock_timeout: settings.timeouts.lockMs,
+          idle_in_transaction_session_timeout: settings.timeouts.statementMs * 2,
+          connectionTimeoutMillis: settings.timeouts.connectMs,
+          keepAlive: true,
+        },
+      }),
       log: {
         warn: (message: unknown) => knexLogger.warn(message),
         error: (message: unknown) => knexLogger.error(message),

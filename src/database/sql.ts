@@ -1,5 +1,8 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { PoolClient, QueryConfig, QueryResultRow } from 'pg';
+import { isConnectionBroken } from './database-errors';
+
+type DisposableConnection = PoolClient & { __knex__disposed?: unknown };
 
 interface KnexClient {
   acquireConnection(): Promise<PoolClient>;
@@ -20,6 +23,11 @@ export async function runStatement<R extends QueryResultRow>(
   try {
     const result = await connection.query<R>(config);
     return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+  } catch (error) {
+    // pg reports a dead connection asynchronously; mark it now so the pool destroys it instead of
+    // handing it to the next statement (knex's own marker, checked when a connection is acquired).
+    if (isConnectionBroken(error)) (connection as DisposableConnection).__knex__disposed = error;
+    throw error;
   } finally {
     await client.releaseConnection(connection);
   }

@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, ErrorCode, Problem, UnavailableError } from '../common/domain.error';
+import { isDatabaseUnavailable } from '../database/database-errors';
 import { ERROR_CATALOG } from './error-catalog';
 import { JSONAPI_MEDIA_TYPE } from './media-type';
 
@@ -76,6 +77,9 @@ function toErrorObject(problem: Problem): JsonApiErrorObject {
 
 function toProblems(exception: unknown): Problem[] {
   if (exception instanceof DomainError) return exception.problems;
+  if (isDatabaseUnavailable(exception)) {
+    return [{ code: 'unavailable', detail: 'The database is unavailable; retry shortly.' }];
+  }
   if (exception instanceof HttpException) {
     return [fromStatus(exception.getStatus(), exception)];
   }
