@@ -101,10 +101,13 @@ function buildSchema(spec: ResourceDocumentSpec): Record<string, unknown> {
  * problem with a JSON pointer, using the error codes of SPEC §2.
  */
 export class ResourceDocumentParser<A> {
+  /** The JSON Schema this parser enforces; the OpenAPI document is derived from it (src/openapi). */
+  readonly schema: Readonly<Record<string, unknown>>;
   private readonly validate: ValidateFunction;
 
-  constructor(private readonly spec: ResourceDocumentSpec) {
-    this.validate = ajv.compile(buildSchema(spec));
+  constructor(readonly spec: ResourceDocumentSpec) {
+    this.schema = buildSchema(spec);
+    this.validate = ajv.compile(this.schema);
   }
 
   parse(body: unknown): ParsedResource<A> {

@@ -1,0 +1,155 @@
+import { applyDecorators } from '@nestjs/common';
+import {
+  ApiBody,
+  ApiConsumes,
+  ApiHeader,
+  ApiOperation,
+  ApiParam,
+  ApiProduces,
+  ApiResponse,
+} from '@nestjs/swagger';
+import type { ErrorCode } from '../common/domain.error';
+import { ERROR_CATALOG } from '../jsonapi/error-catalog';
+import { JSONAPI_MEDIA_TYPE } from '../jsonapi/media-type';
+import { HEADERS, headerRef, IDEMPOTENCY_KEY_HEADER } from './openapi.headers';
+import {
+  ERROR_MEANINGS,
+  errorDocumentSchema,
+  REQUEST_EXAMPLES,
+  RequestSchemaName,
+  SchemaName,
+  schemaRef,
+} from './openapi.schemas';
+
+export interface JsonApiOperationOptions {
+  summary: string;
+  description?: string;
+  /** Component schema of the request document (routes with a body). */
+  requestBody?: RequestSchemaName;
+  success: { status: 200 | 201; schema: SchemaName; description: string };
+  /** What the `:id` path parameter names, when the route has one. */
+  pathId?: string;
+  /**
+   * The errors only this route gives. Those of every route, of every route with a body and of
+   * every idempotent route are added here, so that no route can forget them.
+   */
+  errors?: ErrorCode[];
+  /** Accepts `Idempotency-Key` (the POST routes). */
+  idempotent?: boolean;
+}
+
+/** Every JSON:API route: content negotiation, the unexpected, and the unavailable. */
+const EVERY_ROUTE: ErrorCode[] = ['not_acceptable', 'internal_error', 'unavailable'];
+/** Whatever the document parser (and Fastify's body handling) can refuse. */
+const BODY_PARSER: ErrorCode[] = [
+  'invalid_document',
+  'client_id_unsupported',
+  'type_conflict',
+  'payload_too_large',
+  'unsupported_media_type',
+];
+const IDEMPOTENCY: ErrorCode[] = [
+  'invalid_header',
+  'idempotency_key_reused',
+  'idempotency_key_in_flight',
+];
+/** The parser reports every problem at once; mixed statuses are answered 400 (JSON:API §7). */
+const MIXED_INTO_400: ErrorCode[] = ['client_id_unsupported', 'type_conflict'];
+
+/**
+ * Documents one JSON:API route: request document, success document and every error response,
+ * grouped by status, each restricted to the error codes that status can carry on this route.
+ */
+export function ApiJsonApiOperation(options: JsonApiOperationOptions): MethodDecorator {
+  const codes = new Set<ErrorCode>([
+    ...EVERY_ROUTE,
+    ...(options.requestBody ? BODY_PARSER : []),
+    ...(options.idempotent ? IDEMPOTENCY : []),
+    ...(options.errors ?? []),
+  ]);
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of Object.keys(ERROR_CATALOG) as ErrorCode[]) {
+    if (!codes.has(code)) continue;
+    const { status } = ERROR_CATALOG[code];
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+
+  const decorators: Array<MethodDecorator | ClassDecorator> = [
+    ApiOperation({ summary: options.summary, description: options.description }),
+    ApiProduces(JSONAPI_MEDIA_TYPE),
+    ApiResponse({
+      status: options.success.status,
+      description: options.success.description,
+      schema: schemaRef(options.success.schema),
+      headers: successHeaders(options),
+    }),
+  ];
+  for (const [status, statusCodes] of [...byStatus].sort(([a], [b]) => a - b)) {
+    decorators.push(errorResponse(status, statusCodes, options));
+  }
+  if (options.requestBody) {
+    decorators.push(
+      ApiConsumes(JSONAPI_MEDIA_TYPE, 'application/json'),
+      ApiBody({
+        required: true,
+        description:
+          'A JSON:API document, sent as `application/vnd.api+json` (or `application/json`).',
+        schema: schemaRef(options.requestBody),
+        examples: { example: { value: REQUEST_EXAMPLES[options.requestBody] } },
+      }),
+    );
+  }
+  if (options.pathId) {
+    decorators.push(
+      ApiParam({
+        name: 'id',
+        required: true,
+        description: `${options.pathId} An id that is not a UUID names no resource: 404 \`not_found\`.`,
+        schema: { type: 'string', format: 'uuid' },
+      }),
+    );
+  }
+  if (options.idempotent) decorators.push(ApiHeader(IDEMPOTENCY_KEY_HEADER));
+  return applyDecorators(...decorators);
+}
+
+function successHeaders(options: JsonApiOperationOptions) {
+  return {
+    'X-Request-Id': headerRef(HEADERS.requestId),
+    ...(options.success.status === 201 ? { Location: headerRef(HEADERS.location) } : {}),
+    ...(options.idempotent ? { 'Idempotent-Replayed': headerRef(HEADERS.replayed) } : {}),
+  };
+}
+
+function errorResponse(
+  status: number,
+  codes: ErrorCode[],
+  options: JsonApiOperationOptions,
+): MethodDecorator & ClassDecorator {
+  const variants =
+    status === 400 && options.requestBody ? unique([...codes, ...MIXED_INTO_400]) : codes;
+  const lines = codes.map((code) => `- \`${code}\`: ${ERROR_MEANINGS[code]}.`);
+  if (variants.length > codes.length) {
+    lines.push(
+      '',
+      'When problems of different statuses are found together, the response is 400 and each error object keeps its own `status`.',
+    );
+  }
+  return ApiResponse({
+    status,
+    description: lines.join('\n'),
+    schema: errorDocumentSchema(variants),
+    headers: {
+      'X-Request-Id': headerRef(HEADERS.requestId),
+      ...(status === 503 ? { 'Retry-After': headerRef(HEADERS.retryAfter) } : {}),
+      // A refusal for lack of tickets is final, so it is stored and replayed like a 201.
+      ...(options.idempotent && codes.includes('invalid_purchase_quantity')
+        ? { 'Idempotent-Replayed': headerRef(HEADERS.replayed) }
+        : {}),
+    },
+  });
+}
+
+function unique<T>(values: T[]): T[] {
+  return [...new Set(values)];
+}
