@@ -1,33 +1,36 @@
 import 'reflect-metadata';
-import { LogLevel as NestLogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { FastifyReply, FastifyRequest, LogController } from 'fastify';
+import type { Logger } from 'pino';
 import { AppModule } from './app.module';
-import type { AppConfig, LogLevel } from './config/app-config';
+import { installIdempotencyHttp } from './idempotency/idempotency-http';
+import { IdempotencyService } from './idempotency/idempotency.service';
+import type { AppConfig } from './config/app-config';
 import { sendProblems } from './jsonapi/jsonapi-exception.filter';
 import { installJsonApiHttp, requestIdOf } from './jsonapi/jsonapi-http';
+import { createAppLogger, nestLoggerFor } from './logging/app.logger';
+import { setupOpenApi } from './openapi/openapi.setup';
 
 /** A config whose database is known (embedded PostgreSQL already started, if any). */
 export type ResolvedConfig = AppConfig & { databaseUrl: string };
 
-const NEST_LOG_LEVELS: Record<LogLevel, NestLogLevel[] | false> = {
-  fatal: ['fatal'],
-  error: ['fatal', 'error'],
-  warn: ['fatal', 'error', 'warn'],
-  info: ['fatal', 'error', 'warn', 'log'],
-  debug: ['fatal', 'error', 'warn', 'log', 'debug'],
-  trace: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
-  silent: false,
-};
+export interface AppOptions {
+  /** The pino logger for Fastify and Nest; by default one at `config.logLevel` on stdout. */
+  logger?: Logger;
+}
 
 /**
  * Builds the application exactly as production runs it; main.ts and every HTTP test use this one
  * factory, so the parsers, hooks, filters and pipes under test are the real ones.
  */
-export async function createApp(config: ResolvedConfig): Promise<NestFastifyApplication> {
+export async function createApp(
+  config: ResolvedConfig,
+  options: AppOptions = {},
+): Promise<NestFastifyApplication> {
+  const logger = options.logger ?? createAppLogger(config.logLevel);
   const adapter = new FastifyAdapter({
-    logger: { level: config.logLevel },
+    loggerInstance: logger,
     // One line per request comes from our onResponse hook (jsonapi-http.ts), not two from Fastify.
     logController: new LogController({
       disableRequestLogging: true,
@@ -37,7 +40,12 @@ export async function createApp(config: ResolvedConfig): Promise<NestFastifyAppl
     bodyLimit: config.bodyLimitBytes,
     // Longer than typical load balancer idle timeouts (60 s), so the balancer closes first.
     keepAliveTimeout: 65_000,
-    return503OnClosing: true,
+    // The whole request must arrive within this (slowloris); answers are bounded by the database
+    // timeouts, so no separate handler timeout is needed.
+    requestTimeout: config.httpRequestTimeoutMs,
+    // Requests that reach us while closing are still handled: purchases get our JSON:API 503
+    // (the registry is draining), reads are served; Fastify's own 503 would be plain JSON.
+    return503OnClosing: false,
     // A path that is not even a valid URL (e.g. `/ticket_options/%zz`) names no resource.
     frameworkErrors: (_error: Error, _request: FastifyRequest, reply: FastifyReply) =>
       sendProblems(reply, 404, [
@@ -46,10 +54,12 @@ export async function createApp(config: ResolvedConfig): Promise<NestFastifyAppl
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
     bodyParser: false,
-    logger: NEST_LOG_LEVELS[config.logLevel],
+    logger: nestLoggerFor(logger),
     abortOnError: false,
   });
   installJsonApiHttp(app.getHttpAdapter().getInstance(), config.bodyLimitBytes);
+  installIdempotencyHttp(app.getHttpAdapter().getInstance(), app.get(IdempotencyService));
+  setupOpenApi(app);
   await app.init();
   return app;
 }

@@ -1,61 +1,63 @@
 import { createApp } from './app.factory';
-import { ConfigError, loadConfig } from './config/app-config';
+import { AppConfig, ConfigError, loadConfig } from './config/app-config';
 import { EmbeddedPostgresHandle, startEmbeddedPostgres } from './database/embedded-postgres';
+import { createAppLogger } from './logging/app.logger';
 
 async function main(): Promise<void> {
-  let config;
+  let config: AppConfig;
   try {
     config = loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
+      // Before any logger exists (LOG_LEVEL itself may be the problem): plain text on stderr.
       console.error(error.message);
       process.exit(1);
     }
     throw error;
   }
+  // The process's one pino logger: Fastify, Nest and these lines all write JSON through it.
+  const logger = createAppLogger(config.logLevel);
 
   let embedded: EmbeddedPostgresHandle | undefined;
-  let databaseUrl = config.databaseUrl;
-  if (!databaseUrl) {
-    console.log(
-      `DATABASE_URL is not set: starting an embedded PostgreSQL on 127.0.0.1:${config.embeddedPostgres.port} ` +
-        `with data in ${config.embeddedPostgres.dataDir}`,
-    );
-    embedded = await startEmbeddedPostgres({ ...config.embeddedPostgres, database: 'tickets' });
-    databaseUrl = embedded.url;
-  }
-
   let app;
   try {
-    app = await createApp({ ...config, databaseUrl });
+    let databaseUrl = config.databaseUrl;
+    if (!databaseUrl) {
+      logger.info(
+        { port: config.embeddedPostgres.port, dataDir: config.embeddedPostgres.dataDir },
+        'DATABASE_URL is not set: starting an embedded PostgreSQL',
+      );
+      embedded = await startEmbeddedPostgres({ ...config.embeddedPostgres, database: 'tickets' });
+      databaseUrl = embedded.url;
+    }
+    app = await createApp({ ...config, databaseUrl }, { logger });
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
-    await embedded?.stop();
-    throw error;
+    logger.fatal({ err: error }, 'failed to start');
+    await embedded?.stop().catch(() => undefined);
+    process.exit(1);
   }
-  const running = app;
-  running
-    .getHttpAdapter()
-    .getInstance()
-    .log.info(`listening on http://${config.host}:${config.port}`);
+  const running = app; // Fastify has logged "Server listening at …"
 
   // Nest's enableShutdownHooks() re-raises the signal after closing, so the process would die
   // with 143 instead of exiting 0; we close the app ourselves: the actor registry drains
-  // (queued purchases are committed and answered), Fastify stops, the pool closes.
+  // (queued purchases are committed and answered; readiness turns 503), Fastify stops, the
+  // pool closes.
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
-    running.getHttpAdapter().getInstance().log.info(`${signal} received: draining`);
+    logger.info(`${signal} received: draining`);
     void (async () => {
       let code = 0;
       try {
         await running.close();
       } catch (error) {
-        console.error('error while shutting down', error);
+        logger.error({ err: error }, 'error while shutting down');
         code = 1;
       }
       await embedded?.stop().catch(() => undefined);
+      logger.info({ exitCode: code }, 'stopped');
       process.exit(code);
     })();
   };

@@ -1,8 +1,13 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
+import type { IdempotencyClaim } from '../allocation/ticket-option.store';
+import { IdempotencyClaimOf } from '../idempotency/idempotency-claim.decorator';
 import { DomainError } from '../common/domain.error';
 import { JsonApiBodyPipe, UuidPathPipe } from '../jsonapi/jsonapi-body.pipe';
 import type { ParsedResource } from '../jsonapi/resource-document';
+import { ApiJsonApiOperation } from '../openapi/api-jsonapi-operation.decorator';
+import { SCHEMAS } from '../openapi/openapi.schemas';
 import type { PurchaseAttributes } from './purchase.document';
 import {
   nestedPurchaseParser,
@@ -13,15 +18,30 @@ import {
 } from './purchase.document';
 import { PurchaseCommand, PurchasesService } from './purchases.service';
 
+@ApiTags('purchases')
 @Controller()
 export class PurchasesController {
   constructor(private readonly purchases: PurchasesService) {}
 
   @Post('purchases')
   @HttpCode(201)
+  @ApiJsonApiOperation({
+    summary: 'Buy tickets',
+    description:
+      'Buys `quantity` (1 ≤ n ≤ 2147483647) tickets of the `ticket_option` for the `user` (any UUID: users are not managed here). A 201 is sent only once the purchase is committed; a refusal sells nothing.',
+    requestBody: SCHEMAS.purchaseRequest,
+    success: {
+      status: 201,
+      schema: SCHEMAS.purchase,
+      description: 'Created: the purchase is committed.',
+    },
+    errors: ['invalid_attribute', 'invalid_relationship', 'invalid_purchase_quantity', 'not_found'],
+    idempotent: true,
+  })
   async create(
     @Body(new JsonApiBodyPipe(purchaseParser)) document: ParsedResource<PurchaseAttributes>,
     @Res({ passthrough: true }) reply: FastifyReply,
+    @IdempotencyClaimOf() idempotency: IdempotencyClaim | undefined,
   ) {
     // The parser guarantees the required relationships are present.
     const ticketOptionId = document.relationships.ticket_option!.id;
@@ -30,16 +50,38 @@ export class PurchasesController {
       userId: document.relationships.user!.id,
       quantity: document.attributes.quantity,
       ticketOptionPointer: TICKET_OPTION_ID_POINTER,
+      idempotency,
     });
   }
 
   /** The same purchase, routed by path so that a load balancer can hash on the option id. */
   @Post('ticket_options/:id/purchases')
   @HttpCode(201)
+  @ApiJsonApiOperation({
+    summary: 'Buy tickets of the option in the path',
+    description:
+      'The same purchase as `POST /purchases`, with the option taken from the path, so that a load balancer can route every purchase of one option to one instance. The `ticket_option` relationship may be omitted; if present it must name the same option (else 409 `id_conflict`).',
+    requestBody: SCHEMAS.nestedPurchaseRequest,
+    pathId: 'The ticket option to buy from.',
+    success: {
+      status: 201,
+      schema: SCHEMAS.purchase,
+      description: 'Created: the purchase is committed.',
+    },
+    errors: [
+      'invalid_attribute',
+      'invalid_relationship',
+      'invalid_purchase_quantity',
+      'not_found',
+      'id_conflict',
+    ],
+    idempotent: true,
+  })
   async createForOption(
     @Param('id', UuidPathPipe) ticketOptionId: string,
     @Body(new JsonApiBodyPipe(nestedPurchaseParser)) document: ParsedResource<PurchaseAttributes>,
     @Res({ passthrough: true }) reply: FastifyReply,
+    @IdempotencyClaimOf() idempotency: IdempotencyClaim | undefined,
   ) {
     const linked = document.relationships.ticket_option;
     if (linked && linked.id !== ticketOptionId) {
@@ -53,10 +95,21 @@ export class PurchasesController {
       ticketOptionId,
       userId: document.relationships.user!.id,
       quantity: document.attributes.quantity,
+      idempotency,
     });
   }
 
   @Get('purchases/:id')
+  @ApiJsonApiOperation({
+    summary: 'Read a purchase',
+    pathId: 'The purchase id.',
+    success: {
+      status: 200,
+      schema: SCHEMAS.purchase,
+      description: 'The purchase, as answered when it was created.',
+    },
+    errors: ['not_found'],
+  })
   async findOne(@Param('id', UuidPathPipe) id: string) {
     return purchaseDocument(await this.purchases.findOne(id));
   }

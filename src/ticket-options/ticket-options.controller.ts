@@ -1,7 +1,12 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
+import type { IdempotencyClaim } from '../allocation/ticket-option.store';
+import { IdempotencyClaimOf } from '../idempotency/idempotency-claim.decorator';
 import type { ParsedResource } from '../jsonapi/resource-document';
 import { JsonApiBodyPipe, UuidPathPipe } from '../jsonapi/jsonapi-body.pipe';
+import { ApiJsonApiOperation } from '../openapi/api-jsonapi-operation.decorator';
+import { SCHEMAS } from '../openapi/openapi.schemas';
 import type { CreateTicketOptionAttributes } from './ticket-option.document';
 import {
   createTicketOptionParser,
@@ -10,23 +15,46 @@ import {
 } from './ticket-option.document';
 import { TicketOptionsService } from './ticket-options.service';
 
+@ApiTags('ticket options')
 @Controller('ticket_options')
 export class TicketOptionsController {
   constructor(private readonly ticketOptions: TicketOptionsService) {}
 
   @Post()
   @HttpCode(201)
+  @ApiJsonApiOperation({
+    summary: 'Create a ticket option',
+    description:
+      '`name` (1–255 characters, not blank), optional `description` (≤ 10,000 characters or null) and `allocation` (0 ≤ n ≤ 2147483647; 0 is an option that is sold out).',
+    requestBody: SCHEMAS.ticketOptionRequest,
+    success: {
+      status: 201,
+      schema: SCHEMAS.ticketOption,
+      description: 'Created: the option with its server-generated id, as stored.',
+    },
+    errors: ['invalid_attribute'],
+    idempotent: true,
+  })
   async create(
     @Body(new JsonApiBodyPipe(createTicketOptionParser))
     document: ParsedResource<CreateTicketOptionAttributes>,
     @Res({ passthrough: true }) reply: FastifyReply,
+    @IdempotencyClaimOf() idempotency: IdempotencyClaim | undefined,
   ) {
-    const option = await this.ticketOptions.create(document.attributes);
+    const option = await this.ticketOptions.create(document.attributes, idempotency);
     void reply.header('location', ticketOptionPath(option.id));
     return ticketOptionDocument(option);
   }
 
   @Get(':id')
+  @ApiJsonApiOperation({
+    summary: 'Read a ticket option',
+    description:
+      'The option as created: `allocation` is the original total; the tickets still available are in `meta.remaining`.',
+    pathId: 'The ticket option id.',
+    success: { status: 200, schema: SCHEMAS.ticketOption, description: 'The ticket option.' },
+    errors: ['not_found'],
+  })
   async findOne(@Param('id', UuidPathPipe) id: string) {
     return ticketOptionDocument(await this.ticketOptions.findOne(id));
   }
