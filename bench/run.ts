@@ -408,12 +408,37 @@ const hotPath = (id: string): string => `/ticket_options/${id}/purchases`;
 
 // ---------------------------------------------------------------------------------------------
 
+/** nginx with deploy/nginx.conf, its app1..app3 pointed at the given local ports. */
+async function startNginx(binary: string, upstreamPorts: number[]): Promise<Server> {
+  const configFile = join(workDir!, 'nginx.conf');
+  writeFileSync(
+    configFile,
+    benchNginxConfig(readFileSync(join(ROOT, 'deploy', 'nginx.conf'), 'utf8'), {
+      listenPort: PORTS.nginx,
+      upstreamPorts,
+      workDir: workDir!,
+    }),
+  );
+  await assertPortFree(PORTS.nginx);
+  const balancer = startProcess({
+    name: 'nginx',
+    command: binary,
+    args: ['-e', 'stderr', '-p', workDir!, '-c', configFile],
+    env: process.env,
+    cwd: workDir!,
+    logDir: LOG_DIR,
+  });
+  const url = `http://${HOST}:${PORTS.nginx}`;
+  await waitForHttp(balancer, `${url}${PROBE_PATH}`, 15_000);
+  return { process: balancer, url };
+}
+
 async function main(): Promise<void> {
   mkdirSync(LOG_DIR, { recursive: true });
   mkdirSync(RESULTS_DIR, { recursive: true });
   workDir = mkdtempSync(join(tmpdir(), 'ticket-bench-'));
   const notes: string[] = [];
-  const runs = 9;
+  const runs = 10;
   say(
     `${CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s per scenario, ` +
       `${runs} runs: about ${Math.ceil((runs * (WARMUP_S + DURATION_S + 4) + 40) / 60)} min. ` +
@@ -498,30 +523,11 @@ async function main(): Promise<void> {
   } else {
     reports.push(
       await scenario(h3, async () => {
-        const configFile = join(workDir!, 'nginx.conf');
-        writeFileSync(
-          configFile,
-          benchNginxConfig(readFileSync(join(ROOT, 'deploy', 'nginx.conf'), 'utf8'), {
-            listenPort: PORTS.nginx,
-            upstreamPorts: PORTS.services,
-            workDir: workDir!,
-          }),
-        );
-        await assertPortFree(PORTS.nginx);
-        const balancer = startProcess({
-          name: 'nginx',
-          command: nginx.binary,
-          args: ['-e', 'stderr', '-p', workDir!, '-c', configFile],
-          env: process.env,
-          cwd: workDir!,
-          logDir: LOG_DIR,
-        });
+        const balancer = await startNginx(nginx.binary, PORTS.services);
         try {
-          const url = `http://${HOST}:${PORTS.nginx}`;
-          await waitForHttp(balancer, `${url}${PROBE_PATH}`, 15_000);
           const option = await createOptionViaApi(first.url, 'bench hot 3');
           return await measurePurchases(h3, {
-            urls: [url],
+            urls: [balancer.url],
             servers: services,
             metricsFrom: serviceUrls,
             optionIds: [option],
@@ -529,7 +535,7 @@ async function main(): Promise<void> {
             audited: true,
           });
         } finally {
-          await stopProcess(balancer);
+          await stopProcess(balancer.process);
         }
       }),
     );
@@ -682,10 +688,34 @@ async function main(): Promise<void> {
       }),
     ),
   );
+  // 6c: the same canned server behind the same nginx: what the balancer hop alone costs on this
+  // machine (nginx shares the 2 CPUs with everything else), to read scenario 3 against.
+  const h6c = header('6c', 'canned 201 behind nginx (cost of the balancer hop)', 'canned', 1);
+  if ('skipped' in nginx) {
+    reports.push(notRun(h6c, 'skipped', nginx.skipped));
+  } else {
+    reports.push(
+      await scenario(h6c, async () => {
+        const balancer = await startNginx(nginx.binary, [PORTS.canned, PORTS.canned, PORTS.canned]);
+        try {
+          return await measurePurchases(h6c, {
+            urls: [balancer.url],
+            servers: [canned],
+            metricsFrom: [],
+            optionIds: [],
+            path: hotPath(randomUUID()),
+            audited: false,
+          });
+        } finally {
+          await stopProcess(balancer.process);
+        }
+      }),
+    );
+  }
   await stopProcess(canned.process);
 
   // Reported in the numbering of the scenario list, not in the order they ran.
-  const order = ['1', '2', '2b', '3', '4a', '4b', '5', '6a', '6b', '7'];
+  const order = ['1', '2', '2b', '3', '4a', '4b', '5', '6a', '6b', '6c', '7'];
   reports.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
   const byId = new Map(reports.map((report) => [report.id, report]));
   const ratio = (label: string, numerator: string, denominator: string): RatioReport => {
@@ -703,6 +733,7 @@ async function main(): Promise<void> {
     ratio('3 instances spread, version CAS (2b) / 1 instance (1)', '2b', '1'),
     ratio('guarded increment (2) / version CAS (2b), 3 instances spread', '2', '2b'),
     ratio('3 instances behind nginx (3) / 1 instance (1)', '3', '1'),
+    ratio('canned behind nginx (6c) / canned direct (6b): the hop alone', '6c', '6b'),
     ratio('service, 1,000 options (4a) / row-lock, 1,000 options (4b)', '4a', '4b'),
     ratio('service, hot option (1) / canned ceiling (6b)', '1', '6b'),
   ];
