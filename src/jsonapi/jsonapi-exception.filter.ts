@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, ErrorCode, Problem, UnavailableError } from '../common/domain.error';
 import { isDatabaseUnavailable } from '../database/database-errors';
 import { ERROR_CATALOG } from './error-catalog';
-import { JSONAPI_MEDIA_TYPE } from './media-type';
+import { jsonApiHeaders } from './jsonapi-http';
 
 export interface JsonApiErrorObject {
   status: string;
@@ -57,10 +57,12 @@ export class JsonApiExceptionFilter implements ExceptionFilter {
 
 /** Sends a JSON:API error document; shared with the few paths Nest's filters never see. */
 export function sendProblems(reply: FastifyReply, status: number, problems: Problem[]): void {
-  void reply
-    .status(status)
-    .header('content-type', JSONAPI_MEDIA_TYPE)
-    .send(JSON.stringify({ errors: problems.map(toErrorObject) }));
+  const document = JSON.stringify({ errors: problems.map(toErrorObject) });
+  void reply.status(status).headers(jsonApiHeaders(reply.request));
+  // Fastify appends `; charset=utf-8` to a JSON media type sent with a string, which the onSend
+  // hook undoes; where no hook runs (frameworkErrors), bytes keep the media type exact. Elsewhere
+  // the payload stays a string for the onSend hooks that read it (idempotency-http.ts).
+  void reply.send(reply.request.passedJsonApiHooks ? document : Buffer.from(document));
 }
 
 function toErrorObject(problem: Problem): JsonApiErrorObject {

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import secureJson from 'secure-json-parse';
 import { DomainError } from '../common/domain.error';
+import { parseJsonBody } from './json-body';
 import { JSONAPI_MEDIA_TYPE, refuseAccept, refuseRequestContentType } from './media-type';
 
 /** Routes outside the JSON:API contract (SPEC §4): they keep their own media types. */
@@ -28,6 +28,27 @@ export function requestIdOf(request: IncomingMessage): string {
     : randomUUID();
 }
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * False when Fastify refused the request before running any hook (the `frameworkErrors` of
+     * app.factory.ts: a URL that does not decode, an id longer than the router takes): no onSend
+     * hook will set the headers of its answer either.
+     */
+    passedJsonApiHooks: boolean;
+  }
+}
+
+/** The headers of every answer: the exact JSON:API media type outside the operational routes. */
+export function jsonApiHeaders(request: FastifyRequest): Record<string, string> {
+  const headers: Record<string, string> = {
+    'x-request-id': request.id,
+    'x-content-type-options': 'nosniff',
+  };
+  if (!isOperationalUrl(request.url)) headers['content-type'] = JSONAPI_MEDIA_TYPE;
+  return headers;
+}
+
 /**
  * Makes Fastify speak JSON:API at the edges: one body parser that enforces the media-type rules and
  * parses JSON safely, the Accept check, the exact response Content-Type (Fastify would add
@@ -37,7 +58,7 @@ export function installJsonApiHttp(fastify: FastifyInstance, bodyLimit: number):
   fastify.removeAllContentTypeParsers();
   fastify.addContentTypeParser(
     '*',
-    { parseAs: 'string', bodyLimit },
+    { parseAs: 'buffer', bodyLimit },
     (
       request: FastifyRequest,
       body: string | Buffer,
@@ -54,27 +75,18 @@ export function installJsonApiHttp(fastify: FastifyInstance, bodyLimit: number):
         );
         return;
       }
-      const text = typeof body === 'string' ? body : body.toString('utf8');
-      if (text.trim() === '') {
-        done(null, undefined);
-        return;
-      }
       try {
-        done(
-          null,
-          secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }),
-        );
+        done(null, parseJsonBody(typeof body === 'string' ? Buffer.from(body) : body));
       } catch (error) {
-        const detail =
-          error instanceof SyntaxError
-            ? 'The request body is not valid JSON.'
-            : 'The request body uses a forbidden member name (__proto__ or constructor.prototype).';
-        done(new DomainError({ code: 'invalid_document', detail }));
+        done(error as Error);
       }
     },
   );
 
+  fastify.decorateRequest('passedJsonApiHooks', false);
+
   fastify.addHook('onRequest', (request, _reply, done) => {
+    request.passedJsonApiHooks = true;
     if (isOperationalUrl(request.url)) return done();
     const refusal = refuseAccept(request.headers.accept);
     if (refusal !== null) {
@@ -90,9 +102,7 @@ export function installJsonApiHttp(fastify: FastifyInstance, bodyLimit: number):
   });
 
   fastify.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload, done) => {
-    void reply.header('x-request-id', request.id);
-    void reply.header('x-content-type-options', 'nosniff');
-    if (!isOperationalUrl(request.url)) void reply.header('content-type', JSONAPI_MEDIA_TYPE);
+    void reply.headers(jsonApiHeaders(request));
     done(null, payload);
   });
 

@@ -121,7 +121,8 @@ export class ResourceDocumentParser<A> {
       });
     }
     const problems = this.validate(body) ? [] : this.toProblems(this.validate.errors ?? []);
-    const data = (body as { data?: { id?: unknown } }).data;
+    const data = (body as { data?: { id?: unknown; attributes?: unknown } }).data;
+    problems.push(...this.unstorableText(data?.attributes, problems));
     if (data && typeof data === 'object' && 'id' in data) {
       problems.push({
         code: 'client_id_unsupported',
@@ -149,6 +150,16 @@ export class ResourceDocumentParser<A> {
     for (const error of errors) {
       const pointer = pointerOf(error);
       if (byPointer.has(pointer)) continue; // one problem per field: the first is the clearest
+      if (byPointer.size === MAX_LISTED_PROBLEMS) {
+        const unlisted = new Set(errors.map(pointerOf)).size - MAX_LISTED_PROBLEMS;
+        return [
+          ...byPointer.values(),
+          {
+            code: 'invalid_document',
+            detail: `${unlisted} more invalid members are not listed (at most ${MAX_LISTED_PROBLEMS} are).`,
+          },
+        ];
+      }
       byPointer.set(pointer, {
         code: codeOf(pointer, error),
         detail: detailOf(pointer, error),
@@ -157,6 +168,48 @@ export class ResourceDocumentParser<A> {
     }
     return [...byPointer.values()];
   }
+
+  /** String attributes the database could not store as sent; one problem per field at most. */
+  private unstorableText(attributes: unknown, found: Problem[]): Problem[] {
+    if (attributes === null || typeof attributes !== 'object') return [];
+    const taken = new Set(found.map((problem) => pointerIn(problem.source)));
+    const problems: Problem[] = [];
+    for (const name of Object.keys(this.spec.attributes)) {
+      const value: unknown = Object.hasOwn(attributes, name)
+        ? (attributes as Record<string, unknown>)[name]
+        : undefined;
+      const pointer = `/data/attributes/${escapePointerToken(name)}`;
+      if (typeof value === 'string' && !isStorableText(value) && !taken.has(pointer)) {
+        problems.push({
+          code: 'invalid_attribute',
+          detail: `"${name}" must not contain NUL characters or unpaired UTF-16 surrogates.`,
+          source: { pointer },
+        });
+      }
+    }
+    return problems;
+  }
+}
+
+/**
+ * A document with tens of thousands of unknown members would otherwise get as many error objects:
+ * a response twenty times the size of the request, and a second of CPU to build it.
+ */
+const MAX_LISTED_PROBLEMS = 20;
+
+const UNPAIRED_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * JSON allows `\u0000` and unpaired surrogates in strings; PostgreSQL refuses NUL in text (the
+ * driver's statement failed with "invalid message format", answered as 503 unavailable) and stores
+ * an unpaired surrogate as U+FFFD (the resource read back would differ from the one announced).
+ */
+export function isStorableText(value: string): boolean {
+  return !value.includes('\u0000') && !UNPAIRED_SURROGATE.test(value);
+}
+
+function pointerIn(source: Problem['source']): string | undefined {
+  return source && 'pointer' in source ? source.pointer : undefined;
 }
 
 function escapePointerToken(token: string): string {
