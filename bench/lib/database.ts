@@ -13,36 +13,47 @@ export interface BenchDatabase {
   stop(): Promise<void>;
 }
 
-/** BENCH_DATABASE_URL if set, else the bench's own embedded PostgreSQL under `.data/`. */
+/**
+ * BENCH_DATABASE_URL if set, else the bench's own embedded PostgreSQL under `.data/`. The soak
+ * passes its own variable, data directory and database name (defaults: the bench's).
+ */
 export async function openDatabase(options: {
   root: string;
   port: number;
   logDir: string;
+  /** The variable naming an existing database (default BENCH_DATABASE_URL). */
+  urlVariable?: string;
+  /** The embedded server's data directory under `.data/` (default bench-postgres). */
+  dataDirName?: string;
+  /** The embedded server's database (default bench). */
+  database?: string;
 }): Promise<BenchDatabase> {
-  const external = process.env.BENCH_DATABASE_URL?.trim();
+  const urlVariable = options.urlVariable ?? 'BENCH_DATABASE_URL';
+  const dataDirName = options.dataDirName ?? 'bench-postgres';
+  const external = process.env[urlVariable]?.trim();
   if (external) {
     const url = new URL(external);
     return {
       url: external,
-      description: `BENCH_DATABASE_URL (${url.hostname}:${url.port || 5432}${url.pathname})`,
+      description: `${urlVariable} (${url.hostname}:${url.port || 5432}${url.pathname})`,
       embedded: false,
       stop: () => Promise.resolve(),
     };
   }
   await assertPortFree(options.port);
-  const dataDir = join(options.root, '.data', 'bench-postgres');
+  const dataDir = join(options.root, '.data', dataDirName);
   const logFile = join(options.logDir, 'postgres.log');
   // Durability settings are PostgreSQL's defaults (fsync, synchronous_commit on): commit cost is
   // exactly what group commit is about, so it must not be switched off here.
   const handle = await startEmbeddedPostgres({
     dataDir,
     port: options.port,
-    database: 'bench',
+    database: options.database ?? 'bench',
     log: (line) => appendFileSync(logFile, `${line}\n`),
   });
   return {
     url: handle.url,
-    description: `embedded PostgreSQL on 127.0.0.1:${options.port} (data in .data/bench-postgres)`,
+    description: `embedded PostgreSQL on 127.0.0.1:${options.port} (data in .data/${dataDirName})`,
     embedded: true,
     stop: () => handle.stop(),
   };
@@ -60,13 +71,14 @@ export async function createOptions(
   count: number,
   allocation: number,
   label: string,
+  description = 'created by npm run bench',
 ): Promise<string[]> {
   const ids = Array.from({ length: count }, () => randomUUID());
   await pool.query(
     `INSERT INTO ticket_options (id, name, description, allocation)
-     SELECT id, $2 || ' #' || n, 'created by npm run bench', $3
+     SELECT id, $2 || ' #' || n, $4, $3
        FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)`,
-    [ids, label, allocation],
+    [ids, label, allocation, description],
   );
   return ids;
 }

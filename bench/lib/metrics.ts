@@ -51,3 +51,56 @@ export async function scrapeMetric(baseUrl: string, name: string): Promise<numbe
     return null;
   }
 }
+
+/** One sample of the Prometheus text format: `name{label="value",…} value`. */
+export interface MetricSample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Parses the Prometheus text format (comments skipped; label values unescaped). */
+export function parsePrometheus(text: string): MetricSample[] {
+  const samples: MetricSample[] = [];
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!match) continue;
+    const value = Number(match[3]);
+    if (!Number.isFinite(value)) continue;
+    const labels: Record<string, string> = {};
+    const labelPattern = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+    for (const label of (match[2] ?? '').matchAll(labelPattern)) {
+      labels[label[1]] = label[2].replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+    }
+    samples.push({ name: match[1], labels, value });
+  }
+  return samples;
+}
+
+/** Every sample of one instance's GET /metrics; `null` when it does not answer 200. */
+export async function scrapeSamples(
+  baseUrl: string,
+  timeoutMs = 2000,
+): Promise<MetricSample[] | null> {
+  try {
+    const response = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
+    const text = await response.text();
+    return response.ok ? parsePrometheus(text) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The value of the first sample with this name whose labels include `labels`; `null` if none. */
+export function sampleValue(
+  samples: MetricSample[] | null,
+  name: string,
+  labels: Record<string, string> = {},
+): number | null {
+  const found = samples?.find(
+    (sample) =>
+      sample.name === name &&
+      Object.entries(labels).every(([key, value]) => sample.labels[key] === value),
+  );
+  return found ? found.value : null;
+}
