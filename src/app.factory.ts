@@ -2,15 +2,37 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { FastifyReply, FastifyRequest, LogController } from 'fastify';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { AppModule } from './app.module';
 import { installIdempotencyHttp } from './idempotency/idempotency-http';
 import { IdempotencyService } from './idempotency/idempotency.service';
 import type { AppConfig } from './config/app-config';
-import { sendProblems } from './jsonapi/jsonapi-exception.filter';
+import { problemsDocument, sendProblems } from './jsonapi/jsonapi-exception.filter';
+import { JSONAPI_MEDIA_TYPE } from './jsonapi/media-type';
 import { installJsonApiHttp, requestIdOf } from './jsonapi/jsonapi-http';
 import { createAppLogger, nestLoggerFor } from './logging/app.logger';
 import { setupOpenApi } from './openapi/openapi.setup';
+
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = problemsDocument([
+    /HEADER/.test(error.code ?? '')
+      ? { code: 'invalid_header', detail: 'The request headers are malformed or too large.' }
+      : { code: 'invalid_document', detail: 'The request is not valid HTTP.' },
+  ]);
+  socket.end(
+    'HTTP/1.1 400 Bad Request\r\n' +
+      `Content-Type: ${JSONAPI_MEDIA_TYPE}\r\n` +
+      'X-Content-Type-Options: nosniff\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+}
 
 /** A config whose database is known (embedded PostgreSQL already started, if any). */
 export type ResolvedConfig = AppConfig & { databaseUrl: string };
@@ -46,6 +68,9 @@ export async function createApp(
     // Requests that reach us while closing are still handled: purchases get our JSON:API 503
     // (the registry is draining), reads are served; Fastify's own 503 would be plain JSON.
     return503OnClosing: false,
+    // Requests Node's HTTP parser refuses before routing (control characters in headers, headers
+    // over 16 KB, not HTTP at all) get a JSON:API 400 too, then the connection closes.
+    clientErrorHandler: answerClientError,
     // A path that is not even a valid URL (e.g. `/ticket_options/%zz`) names no resource.
     frameworkErrors: (_error: Error, _request: FastifyRequest, reply: FastifyReply) =>
       sendProblems(reply, 404, [

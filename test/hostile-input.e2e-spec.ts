@@ -327,9 +327,8 @@ describe('hostile input: fixed cases', () => {
       });
     });
 
-    // Node's HTTP parser refuses these before Fastify routes them, and Fastify's default
-    // clientErrorHandler answers with its own `application/json` body. Until app.factory.ts
-    // installs a JSON:API clientErrorHandler, this checks what must hold in any case.
+    // Node's HTTP parser refuses these before Fastify routes them; app.factory.ts's
+    // clientErrorHandler answers with a JSON:API 400 and closes the connection.
     it.each([
       [
         'a control character in a header',
@@ -348,8 +347,16 @@ describe('hostile input: fixed cases', () => {
       'refuses %s with a 4xx, closes, leaks nothing, and keeps serving',
       async (_case, request) => {
         const response = await sendRawHttp(port, Buffer.from(request, 'latin1'));
-        expect(response.status).toBeGreaterThanOrEqual(400);
-        expect(response.status).toBeLessThan(500);
+        expect(response.status).toBe(400);
+        expect(response.headers['content-type']).toBe(JSONAPI);
+        expect(response.headers['x-content-type-options']).toBe('nosniff');
+        const document = JSON.parse(response.text) as { errors: Array<Record<string, unknown>> };
+        expect(document.errors).toEqual([
+          expect.objectContaining({
+            status: '400',
+            code: expect.stringMatching(/^(invalid_header|invalid_document)$/),
+          }),
+        ]);
         expect(response.text).not.toMatch(/\bat \/|node_modules|Error:|stack/);
         expect((await send('GET', `/ticket_options/${optionId}`, undefined, {})).status).toBe(200);
       },

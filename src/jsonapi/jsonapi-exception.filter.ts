@@ -65,6 +65,11 @@ export function sendProblems(reply: FastifyReply, status: number, problems: Prob
   void reply.send(reply.request.passedJsonApiHooks ? document : Buffer.from(document));
 }
 
+/** The JSON:API error document of these problems, as text (for paths without a reply object). */
+export function problemsDocument(problems: Problem[]): string {
+  return JSON.stringify({ errors: problems.map(toErrorObject) });
+}
+
 function toErrorObject(problem: Problem): JsonApiErrorObject {
   const { status, title } = ERROR_CATALOG[problem.code];
   const object: JsonApiErrorObject = {
