@@ -10,7 +10,8 @@ function adminUrl(): string {
   return url;
 }
 
-async function withAdmin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+/** Runs `fn` on a connection to the test server's admin database (CREATE/DROP/ALTER DATABASE). */
+export async function withAdmin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
   const client = new Client({ connectionString: adminUrl() });
   await client.connect();
   try {
