@@ -449,6 +449,7 @@ async function main(): Promise<void> {
     ]);
     calibration = {
       concurrency: CALIBRATION.concurrency,
+      probeS: CALIBRATION.durationS,
       measuredS,
       statuses: probeStatuses.statuses,
     };

@@ -360,6 +360,8 @@ export interface SoakReport {
     capacityPerS: number | null;
     calibration: {
       concurrency: number;
+      /** The probe's length; answers/s are counted over its last `measuredS` seconds. */
+      probeS: number;
       measuredS: number;
       statuses: Record<string, number>;
     } | null;
@@ -436,6 +438,21 @@ export function renderMarkdown(report: SoakReport): string {
       `${fmtInt(report.load.dropped)} not sent because 256 were already in flight. ` +
       'Latencies are from the request being written to the answer being read, per request, in ' +
       'the minute the answer arrived.',
+    '',
+  );
+
+  const range = (values: Array<number | null>): string => {
+    const known = values.filter((v): v is number => v !== null);
+    return known.length === 0 ? 'n/a' : `${ms(Math.min(...known))}–${ms(Math.max(...known))}`;
+  };
+  lines.push(
+    `Headline: per-minute p99 of purchases ${range(report.minutes.map((m) => m.purchases.p99Ms))} ms ` +
+      `(p50 ${range(report.minutes.map((m) => m.purchases.p50Ms))} ms), of reads ` +
+      `${range(report.minutes.map((m) => m.reads.p99Ms))} ms; ` +
+      `${fmtInt(report.totals.fiveXx)} 5xx; RSS start → end ` +
+      `${report.memory.instances.map((i) => `${fmt(i.startMb)} → ${fmt(i.endMb)}`).join(', ')} MB ` +
+      `(${report.memory.pass ? 'flat after warm-up' : 'NOT flat'}); audits ` +
+      `${report.audit.ok && report.idempotencyAudit.ok ? 'ok' : 'FAILED'}.`,
     '',
   );
 
@@ -593,9 +610,10 @@ export function renderMarkdown(report: SoakReport): string {
   );
   if (report.rate.capacityPerS !== null && report.rate.calibration) {
     lines.push(
-      `- Rate: a ${report.rate.calibration.measuredS} s closed-loop probe of the same mix with ` +
-        `${report.rate.calibration.concurrency} requests in flight measured ${fmtInt(report.rate.capacityPerS)} answers/s ` +
-        `before the run (it is also the warm-up, and its purchases are audited); the soak ran at ${fmtInt(report.rate.targetPerS)}/s.`,
+      `- Rate: a ${report.rate.calibration.probeS} s closed-loop probe of the same mix with ` +
+        `${report.rate.calibration.concurrency} requests in flight, just before the run, measured ` +
+        `${fmtInt(report.rate.capacityPerS)} answers/s over its last ${report.rate.calibration.measuredS} s ` +
+        `(it is also the warm-up, and its purchases are audited); the soak ran at ${fmtInt(report.rate.targetPerS)}/s.`,
     );
   }
 
