@@ -28,7 +28,7 @@ import { delta, scrapeConflicts, scrapeMetric } from './lib/metrics';
 import { benchNginxConfig, findOrInstallNginx, NginxLookup } from './lib/nginx';
 import {
   assertPortFree,
-  killAllNow,
+  guardRun,
   ManagedProcess,
   rssMb,
   startProcess,
@@ -98,19 +98,12 @@ function cleanUp(): Promise<void> {
   return cleanup;
 }
 
-function abort(message: string, code: number): void {
-  console.error(`\n[bench] ${message}`);
-  void cleanUp().finally(() => process.exit(code));
-}
-
-process.once('SIGINT', () => abort('interrupted: stopping everything the bench started', 130));
-process.once('SIGTERM', () => abort('terminated: stopping everything the bench started', 143));
-// Nothing asynchronous runs on `exit`: children still alive then are killed outright.
-process.on('exit', killAllNow);
-const deadline = setTimeout(
-  () => abort(`the bench exceeded BENCH_TIMEOUT_S=${TIMEOUT_S} s and was aborted`, 2),
-  TIMEOUT_S * 1000,
-);
+const deadline = guardRun({
+  label: 'bench',
+  timeoutVariable: 'BENCH_TIMEOUT_S',
+  timeoutS: TIMEOUT_S,
+  cleanUp,
+});
 
 // ---------------------------------------------------------------------------------------------
 // Servers

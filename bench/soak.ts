@@ -29,7 +29,7 @@ import {
 import { MetricSample, sampleValue, scrapeSamples } from './lib/metrics';
 import {
   assertPortFree,
-  killAllNow,
+  guardRun,
   ManagedProcess,
   rssMb,
   sleep,
@@ -116,18 +116,12 @@ function cleanUp(): Promise<void> {
   return cleanup;
 }
 
-function abort(message: string, code: number): void {
-  console.error(`\n[soak] ${message}`);
-  void cleanUp().finally(() => process.exit(code));
-}
-
-process.once('SIGINT', () => abort('interrupted: stopping everything the soak started', 130));
-process.once('SIGTERM', () => abort('terminated: stopping everything the soak started', 143));
-process.on('exit', killAllNow);
-const deadline = setTimeout(
-  () => abort(`the soak exceeded SOAK_TIMEOUT_S=${TIMEOUT_S} s and was aborted`, 2),
-  TIMEOUT_S * 1000,
-);
+const deadline = guardRun({
+  label: 'soak',
+  timeoutVariable: 'SOAK_TIMEOUT_S',
+  timeoutS: TIMEOUT_S,
+  cleanUp,
+});
 
 // ---------------------------------------------------------------------------------------------
 

@@ -172,3 +172,28 @@ export async function waitForHttp(
       `log ${managed.logFile}:\n${managed.tail()}`,
   );
 }
+
+/**
+ * Whatever happens (Ctrl-C, SIGTERM, the deadline), `cleanUp` stops everything the run started
+ * before the process exits; children still alive at `exit` are killed outright. Returns the
+ * deadline timer, to clear once the run ended normally.
+ */
+export function guardRun(options: {
+  label: string;
+  timeoutVariable: string;
+  timeoutS: number;
+  cleanUp: () => Promise<void>;
+}): NodeJS.Timeout {
+  const { label, timeoutVariable, timeoutS, cleanUp } = options;
+  const abort = (message: string, code: number): void => {
+    console.error(`\n[${label}] ${message}`);
+    void cleanUp().finally(() => process.exit(code));
+  };
+  process.once('SIGINT', () => abort(`interrupted: stopping everything the ${label} started`, 130));
+  process.once('SIGTERM', () => abort(`terminated: stopping everything the ${label} started`, 143));
+  process.on('exit', killAllNow);
+  return setTimeout(
+    () => abort(`the ${label} exceeded ${timeoutVariable}=${timeoutS} s and was aborted`, 2),
+    timeoutS * 1000,
+  );
+}
