@@ -36,6 +36,7 @@ import {
   stopProcess,
   waitForHttp,
 } from './lib/processes';
+import { envInt, progress } from './lib/script';
 import { BenchReport, RatioReport, ScenarioReport, Target, writeReports } from './lib/report';
 
 const ROOT = resolve(__dirname, '..');
@@ -60,23 +61,12 @@ const SERVICE_TUNING = /^(DB_[A-Z_]+|BODY_LIMIT_BYTES|ACTOR_[A-Z_]+)$/;
 /** Scenario 7: distinct options touched once each (memory must stay bounded). */
 const TOUCHED_OPTIONS = 100_000;
 
-function envInt(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name]?.trim();
-  if (!raw) return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
-  }
-  return value;
-}
-
 const DURATION_S = envInt('BENCH_DURATION_S', 10, 1, 120);
 const WARMUP_S = envInt('BENCH_WARMUP_S', 3, 0, 60);
 const TIMEOUT_S = envInt('BENCH_TIMEOUT_S', 570, 60, 7200);
 
 const startedAt = Date.now();
-const elapsed = (): string => `${((Date.now() - startedAt) / 1000).toFixed(0).padStart(4)} s`;
-const say = (line: string): void => console.log(`[bench ${elapsed()}] ${line}`);
+const say = progress('bench');
 
 // ---------------------------------------------------------------------------------------------
 // Cleanup: whatever happens (error, Ctrl-C, deadline), everything started here is stopped.

@@ -37,6 +37,7 @@ import {
   stopAll,
   waitForHttp,
 } from './lib/processes';
+import { envInt, progress } from './lib/script';
 import { Outcome, PacedLoad, PlannedRequest } from './lib/soak-load';
 import {
   IdempotencyAudit,
@@ -76,16 +77,6 @@ const CALIBRATION = { concurrency: 64, durationS: 15, skipS: 5 };
 const HOT_OPTIONS = 3;
 const HOT_ALLOCATION = 2_000_000_000;
 
-function envInt(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name]?.trim();
-  if (!raw) return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
-  }
-  return value;
-}
-
 const DURATION_S = envInt('SOAK_DURATION_S', 600, 30, 3600);
 const FIXED_RATE = process.env.SOAK_RATE?.trim() ? envInt('SOAK_RATE', 0, 10, 20_000) : null;
 const LOAD_PERCENT = envInt('SOAK_LOAD_PERCENT', 60, 10, 90);
@@ -93,8 +84,7 @@ const COLD_OPTIONS = envInt('SOAK_COLD_OPTIONS', 3000, 100, 100_000);
 const TIMEOUT_S = envInt('SOAK_TIMEOUT_S', DURATION_S + 900, 120, 7200);
 
 const startedAt = Date.now();
-const elapsed = (): string => `${((Date.now() - startedAt) / 1000).toFixed(0).padStart(4)} s`;
-const say = (line: string): void => console.log(`[soak ${elapsed()}] ${line}`);
+const say = progress('soak');
 
 // ---------------------------------------------------------------------------------------------
 // Cleanup: whatever happens (error, Ctrl-C, deadline), everything started here is stopped.
