@@ -108,13 +108,23 @@ interface CommittedRow {
 @Injectable()
 export class PostgresTicketOptionStore implements TicketOptionStore {
   private readonly coalescer: CommitCoalescer<CommitRequest, CommitOutcome>;
-  private readonly mode: CommitMode;
+  private readonly statements: Record<
+    `${'single' | 'multi'}-${'plain' | 'keyed'}`,
+    Omit<QueryConfig, 'values'>
+  >;
 
   constructor(
     private readonly orm: MikroORM,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
-    this.mode = config.actor.commitMode;
+    const mode = config.actor.commitMode;
+    // Built once: the statement text never changes for a mode, only its parameters.
+    this.statements = {
+      'single-plain': commitStatement(mode, false, false),
+      'single-keyed': commitStatement(mode, false, true),
+      'multi-plain': commitStatement(mode, true, false),
+      'multi-keyed': commitStatement(mode, true, true),
+    };
     this.coalescer = new CommitCoalescer((requests) => this.commitMany(requests), {
       maxInFlight: config.actor.maxWritesInFlight,
       maxWeightPerWrite: MAX_ROWS_PER_STATEMENT,
@@ -159,7 +169,9 @@ export class PostgresTicketOptionStore implements TicketOptionStore {
     let rows: CommittedRow[];
     try {
       rows = await this.query<CommittedRow>({
-        ...commitStatement(this.mode, requests.length > 1, keyed),
+        ...this.statements[
+          `${requests.length > 1 ? 'multi' : 'single'}-${keyed ? 'keyed' : 'plain'}`
+        ],
         values,
       });
     } catch (error) {
