@@ -65,8 +65,9 @@ export function installIdempotencyHttp(
     const status = reply.statusCode;
     if (status === 201) return payload; // completed by the transaction that created the resource
     try {
-      if (status === 400 && typeof payload === 'string' && isFinalRefusal(payload)) {
-        await idempotency.complete(claim, status, JSON.parse(payload));
+      const refusal = status === 400 && typeof payload === 'string' ? finalRefusal(payload) : null;
+      if (refusal !== null) {
+        await idempotency.complete(claim, status, refusal);
       } else {
         await idempotency.release(claim);
       }
@@ -78,12 +79,15 @@ export function installIdempotencyHttp(
   });
 }
 
-function isFinalRefusal(payload: string): boolean {
+/** The error document, if it is a final refusal (to record and replay); else null. */
+function finalRefusal(payload: string): unknown {
   try {
     const document = JSON.parse(payload) as { errors?: Array<{ code?: string }> };
     const codes = (document.errors ?? []).map((error) => error.code);
-    return codes.length > 0 && codes.every((code) => FINAL_REFUSAL_CODES.includes(code ?? ''));
+    const final =
+      codes.length > 0 && codes.every((code) => FINAL_REFUSAL_CODES.includes(code ?? ''));
+    return final ? document : null;
   } catch {
-    return false;
+    return null;
   }
 }
