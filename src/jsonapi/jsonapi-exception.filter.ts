@@ -57,7 +57,7 @@ export class JsonApiExceptionFilter implements ExceptionFilter {
 
 /** Sends a JSON:API error document; shared with the few paths Nest's filters never see. */
 export function sendProblems(reply: FastifyReply, status: number, problems: Problem[]): void {
-  const document = JSON.stringify({ errors: problems.map(toErrorObject) });
+  const document = problemsDocument(problems);
   void reply.status(status).headers(jsonApiHeaders(reply.request));
   // Fastify appends `; charset=utf-8` to a JSON media type sent with a string, which the onSend
   // hook undoes; where no hook runs (frameworkErrors), bytes keep the media type exact. Elsewhere
