@@ -16,8 +16,11 @@ import {
 /** Most purchase rows in one coalesced statement (one actor batch is always taken whole). */
 const MAX_ROWS_PER_STATEMENT = 4096;
 
-/** PostgreSQL errors that mean "nothing was written, try again": deadlock, serialization. */
-const RETRYABLE_SQLSTATES = new Set(['40P01', '40001']);
+/**
+ * PostgreSQL errors that mean "nothing was written, try again": deadlock, serialization, and the
+ * keyed statement's own division-by-zero guard (a claim neither locked nor reported lost).
+ */
+const RETRYABLE_SQLSTATES = new Set(['40P01', '40001', '22012']);
 
 const LOAD_STATE: Omit<QueryConfig, 'values'> = {
   name: 'allocation-load-state',
@@ -33,6 +36,10 @@ const LOAD_STATE: Omit<QueryConfig, 'values'> = {
  * - `$1..$3`: per option: id, tickets taken, the version the actor decided against.
  * - `$4..$7`: per purchase: id, option id, user id, quantity (`$8, $9`: idempotency key and claim).
  *
+ * The capacity guard adds in `bigint`: with a stale cache, `purchased + taken` of two values near
+ * 2^31 would overflow `integer` and abort the statement; in `bigint` it is just a refused guard,
+ * and the actor re-decides against the fresh row.
+ *
  * With several options, rows are locked in id order first, so that two instances committing
  * overlapping sets of options cannot deadlock. The UPDATE re-checks its guard on the newest row
  * version (READ COMMITTED re-evaluation), which is what makes both guards safe without a lock wait
@@ -44,7 +51,9 @@ function commitStatement(
   keyed: boolean,
 ): Omit<QueryConfig, 'values'> {
   const guard =
-    mode === 'guarded' ? 't.purchased + d.taken <= t.allocation' : 't.version = d.expected_version';
+    mode === 'guarded'
+      ? 't.purchased::bigint + d.taken <= t.allocation'
+      : 't.version = d.expected_version';
   const lock = multiOption
     ? `, locked AS (
       SELECT t.id FROM ticket_options t JOIN d ON d.id = t.id ORDER BY t.id FOR UPDATE OF t
@@ -54,8 +63,23 @@ function commitStatement(
     ? `unnest($4::uuid[], $5::uuid[], $6::uuid[], $7::int[], $8::text[], $9::uuid[])
          AS p(id, option_id, user_id, quantity, idem_key, idem_claim)`
     : 'unnest($4::uuid[], $5::uuid[], $6::uuid[], $7::int[]) AS p(id, option_id, user_id, quantity)';
-  // A keyed purchase commits only with its claim: if a claim was taken over meanwhile (its lease
-  // expired), the division by zero aborts the whole statement, so nothing is written twice.
+  // A keyed purchase commits only with its claim. The claims still held are locked first (a
+  // takeover after our snapshot is seen: FOR UPDATE re-reads the newest row); an option with a
+  // purchase whose claim was taken over is not bumped at all, and that purchase comes back as
+  // `lost`, so the other options of the statement still commit and the option re-decides without it.
+  const claims = keyed
+    ? `, held AS (
+      SELECT k.key FROM idempotency_keys k JOIN p ON k.key = p.idem_key
+       WHERE k.claim = p.idem_claim AND k.completed_at IS NULL
+       ORDER BY k.key FOR UPDATE OF k
+    ), lost AS (
+      SELECT p.id, p.option_id FROM p
+       WHERE p.idem_key IS NOT NULL AND p.idem_key NOT IN (SELECT key FROM held)
+    )`
+    : '';
+  const notLost = keyed ? ' AND t.id NOT IN (SELECT option_id FROM lost)' : '';
+  // Every claim of a bumped option was locked above, so this completes all of them; if it ever
+  // did not, the division by zero aborts the statement (nothing written; every batch re-decides).
   const keyedCte = keyed
     ? `, keyed AS (
       UPDATE idempotency_keys k
@@ -71,19 +95,24 @@ function commitStatement(
         (SELECT count(*) FROM p JOIN bumped b ON b.id = p.option_id WHERE p.idem_key IS NOT NULL)
         THEN 1 ELSE 0 END) = 1`
     : '';
+  const lostRows = keyed
+    ? `
+    UNION ALL
+    SELECT l.option_id, NULL, NULL, NULL, NULL, l.id FROM lost l`
+    : '';
   return {
     name: `allocation-commit-${mode}${multiOption ? '-multi' : ''}${keyed ? '-keyed' : ''}`,
     text: `
     WITH d AS (
       SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[]) AS d(id, taken, expected_version)
-    )${lock}, bumped AS (
+    ), p AS (
+      SELECT * FROM ${purchaseColumns}
+    )${lock}${claims}, bumped AS (
       UPDATE ticket_options t
          SET purchased = t.purchased + d.taken, version = t.version + 1, updated_at = now()
         FROM d${multiOption ? ' JOIN locked l ON l.id = d.id' : ''}
-       WHERE t.id = d.id AND ${guard}
+       WHERE t.id = d.id AND ${guard}${notLost}
       RETURNING t.id, t.purchased, t.version, t.updated_at
-    ), p AS (
-      SELECT * FROM ${purchaseColumns}
     ), inserted AS (
       INSERT INTO purchases (id, ticket_option_id, user_id, quantity, created_at, updated_at)
       SELECT p.id, p.option_id, p.user_id, p.quantity, b.updated_at, b.updated_at
@@ -91,18 +120,21 @@ function commitStatement(
       RETURNING ticket_option_id
     )${keyedCte}
     SELECT b.id, b.purchased, b.version, b.updated_at,
-           (SELECT count(*) FROM inserted i WHERE i.ticket_option_id = b.id)::int AS inserted
+           (SELECT count(*) FROM inserted i WHERE i.ticket_option_id = b.id)::int AS inserted,
+           NULL::uuid AS lost_purchase_id
       FROM bumped b
-    ${keyedCheck}`,
+    ${keyedCheck}${lostRows}`,
   };
 }
 
+/** A bumped option (`lost_purchase_id` null), or one purchase whose claim was lost (the rest null). */
 interface CommittedRow {
   id: string;
-  purchased: number;
-  version: number;
-  updated_at: Date;
-  inserted: number;
+  purchased: number | null;
+  version: number | null;
+  updated_at: Date | null;
+  inserted: number | null;
+  lost_purchase_id: string | null;
 }
 
 @Injectable()
@@ -177,28 +209,38 @@ export class PostgresTicketOptionStore implements TicketOptionStore {
     } catch (error) {
       // Nothing was written: every batch of the statement re-decides, as after a lost race.
       if (RETRYABLE_SQLSTATES.has((error as { code?: string }).code ?? '')) {
-        return requests.map(() => ({ committed: false }));
+        return requests.map(() => ({ committed: false, lostClaims: [] }));
       }
       throw error;
     }
-    const byOption = new Map(rows.map((row) => [row.id, row]));
-    return requests.map((request): CommitOutcome => {
-      const row = byOption.get(request.optionId);
-      if (!row) return { committed: false };
-      if (row.inserted !== request.purchases.length) {
-        // Cannot happen inside one statement; if it ever did, it must not be acknowledged.
-        throw new Error(`commit inserted ${row.inserted} of ${request.purchases.length} purchases`);
-      }
-      return {
-        committed: true,
-        purchased: row.purchased,
-        version: row.version,
-        createdAt: row.updated_at,
-      };
-    });
+    return outcomesOf(requests, rows);
   }
 
   private async query<R extends QueryResultRow>(config: QueryConfig): Promise<R[]> {
     return (await runStatement<R>(this.orm, config)).rows;
   }
+}
+
+/** One outcome per request, in order, from the rows of its statement. */
+function outcomesOf(requests: CommitRequest[], rows: CommittedRow[]): CommitOutcome[] {
+  const bumped = new Map<string, CommittedRow>();
+  const lost = new Map<string, string[]>();
+  for (const row of rows) {
+    if (row.lost_purchase_id === null) bumped.set(row.id, row);
+    else lost.set(row.id, [...(lost.get(row.id) ?? []), row.lost_purchase_id]);
+  }
+  return requests.map((request): CommitOutcome => {
+    const row = bumped.get(request.optionId);
+    if (!row) return { committed: false, lostClaims: lost.get(request.optionId) ?? [] };
+    if (row.inserted !== request.purchases.length) {
+      // Cannot happen inside one statement; if it ever did, it must not be acknowledged.
+      throw new Error(`commit inserted ${row.inserted} of ${request.purchases.length} purchases`);
+    }
+    return {
+      committed: true,
+      purchased: row.purchased!,
+      version: row.version!,
+      createdAt: row.updated_at!,
+    };
+  });
 }

@@ -35,7 +35,7 @@ class MemoryStore implements TicketOptionStore {
   async commit({ optionId, expected, taken }: CommitRequest): Promise<CommitOutcome> {
     if (this.gate) await this.gate;
     const state = this.states.get(optionId)!;
-    if (state.version !== expected.version) return { committed: false };
+    if (state.version !== expected.version) return { committed: false, lostClaims: [] };
     const next = { ...state, purchased: state.purchased + taken, version: state.version + 1 };
     this.states.set(optionId, next);
     return {

@@ -2,6 +2,7 @@ import {
   BeforeApplicationShutdown,
   Inject,
   Injectable,
+  Logger,
   OnModuleDestroy,
   OnModuleInit,
 } from '@nestjs/common';
@@ -23,6 +24,7 @@ export class TicketOptionActorRegistry
 {
   /** Insertion order = recency order: `get` moves an actor to the end. */
   private readonly actors = new Map<string, TicketOptionActor>();
+  private readonly logger = new Logger(TicketOptionActorRegistry.name);
   private sweepTimer: NodeJS.Timeout | undefined;
   private draining = false;
   /** Counters of actors already passivated, so totals survive passivation. */
@@ -76,6 +78,10 @@ export class TicketOptionActorRegistry
       actor = new TicketOptionActor(optionId, this.store, {
         ...this.config.actor,
         onNotFound: (gone) => this.forget(gone),
+        onClaimLost: (id, key) =>
+          this.logger.warn(
+            `idempotency claim lost before commit (ticket option ${id}, key ${JSON.stringify(key)}): purchase refused with 409, nothing bought`,
+          ),
         onCommitted: (batchSize, attempt) => {
           for (const listener of this.commitListeners) listener(batchSize, attempt);
         },

@@ -4,6 +4,7 @@ import {
   InsufficientAllocationError,
   TicketOptionNotFoundError,
 } from './allocation.errors';
+import { IdempotencyClaimLostError } from '../idempotency/idempotency.errors';
 import { decideBatch, TicketOptionActor } from './ticket-option.actor';
 import {
   AcceptedPurchase,
@@ -23,6 +24,8 @@ class FakeStore implements TicketOptionStore {
   readonly commits: AcceptedPurchase[][] = [];
   loads = 0;
   failNextCommit: Error | null = null;
+  /** Idempotency keys whose claim another request has taken over: their purchases are "lost". */
+  readonly takenOverKeys = new Set<string>();
   /** Runs just before a commit is checked: lets a test play "another instance wrote first". */
   beforeCommit: (() => void) | null = null;
   private gate: Promise<void> | null = null;
@@ -65,12 +68,16 @@ class FakeStore implements TicketOptionStore {
       this.failNextCommit = null;
       throw error;
     }
-    if (!this.state) return { committed: false };
+    if (!this.state) return { committed: false, lostClaims: [] };
+    const lostClaims = purchases
+      .filter((p) => p.idempotency && this.takenOverKeys.has(p.idempotency.key))
+      .map((p) => p.id);
+    if (lostClaims.length > 0) return { committed: false, lostClaims };
     const fits =
       this.mode === 'cas'
         ? this.state.version === expected.version
         : this.state.purchased + taken <= this.state.allocation;
-    if (!fits) return { committed: false };
+    if (!fits) return { committed: false, lostClaims: [] };
     const purchased = this.state.purchased + taken;
     if (purchased > this.state.allocation) throw new Error('CHECK constraint violated');
     this.state = { ...this.state, purchased, version: this.state.version + 1 };
@@ -315,5 +322,40 @@ describe('TicketOptionActor', () => {
       expect(store.state).toMatchObject({ purchased: 10 });
       expect(store.rows.reduce((n, r) => n + r.quantity, 0)).toBe(10);
     });
+  });
+});
+
+describe('TicketOptionActor with an idempotency claim lost before its commit', () => {
+  it('refuses that purchase alone, without a retry delay, and re-decides the rest of its batch', async () => {
+    const store = new FakeStore({ allocation: 5, purchased: 0, version: 1 }, 'guarded');
+    const { actor, backoffs } = actorOn(store);
+    store.hold();
+    const first = buy(actor, 1); // commits alone, holding the queue behind it
+    await store.entered;
+    store.takenOverKeys.add('lost-key');
+    const lost = actor.purchase({
+      userId: USER,
+      quantity: 4,
+      idempotency: { key: 'lost-key', claim: 'old-claim' },
+    });
+    const kept = actor.purchase({
+      userId: USER,
+      quantity: 3,
+      idempotency: { key: 'kept-key', claim: 'claim' },
+    });
+    const plain = buy(actor, 1);
+    const settled = Promise.allSettled([first, lost, kept, plain]);
+    store.release();
+    const [a, b, c, d] = await settled;
+
+    expect(a.status).toBe('fulfilled');
+    expect(b).toEqual({ status: 'rejected', reason: expect.any(IdempotencyClaimLostError) });
+    // Without the lost purchase's 4 tickets, both others fit: 1 + 3 + 1 = 5.
+    expect(c.status).toBe('fulfilled');
+    expect(d.status).toBe('fulfilled');
+    expect(store.state).toMatchObject({ purchased: 5 });
+    expect(store.rows.map((row) => row.quantity).sort()).toEqual([1, 1, 3]);
+    expect(backoffs).toEqual([]);
+    expect(actor.stats).toMatchObject({ lostClaims: 1, versionConflicts: 0, refusals: 0 });
   });
 });

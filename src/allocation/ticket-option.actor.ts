@@ -9,9 +9,11 @@ import {
 import {
   AcceptedPurchase,
   AllocationState,
+  CommitOutcome,
   IdempotencyClaim,
   TicketOptionStore,
 } from './ticket-option.store';
+import { IdempotencyClaimLostError } from '../idempotency/idempotency.errors';
 
 export interface PurchaseRequest {
   userId: string;
@@ -37,6 +39,8 @@ export interface ActorOptions {
   backoff?: (attempt: number) => Promise<void>;
   /** Told when the option turned out not to exist, so the registry forgets this actor at once. */
   onNotFound?: (actor: TicketOptionActor) => void;
+  /** Told when a keyed purchase was refused because its claim was taken over (for the log). */
+  onClaimLost?: (optionId: string, key: string) => void;
   /** Told after every successful commit: how many purchases it wrote and on which attempt. */
   onCommitted?: (batchSize: number, attempt: number) => void;
 }
@@ -60,6 +64,8 @@ export interface ActorStats {
   failedCommits: number;
   /** Purchases turned away because the queue was full. */
   overloaded: number;
+  /** Purchases refused because their Idempotency-Key claim was taken over meanwhile. */
+  lostClaims: number;
 }
 
 export function emptyStats(): ActorStats {
@@ -72,6 +78,7 @@ export function emptyStats(): ActorStats {
     foreignWritesSeen: 0,
     failedCommits: 0,
     overloaded: 0,
+    lostClaims: 0,
   };
 }
 
@@ -79,6 +86,21 @@ interface PendingPurchase {
   request: PurchaseRequest;
   resolve(receipt: PurchaseReceipt): void;
   reject(error: Error): void;
+}
+
+/** A pending purchase as the decision sees it. */
+interface Decided {
+  pending: PendingPurchase;
+  quantity: number;
+}
+
+function acceptedPurchase(request: PurchaseRequest): AcceptedPurchase {
+  return {
+    id: randomUUID(),
+    userId: request.userId,
+    quantity: request.quantity,
+    idempotency: request.idempotency,
+  };
 }
 
 /** The outcome of deciding a batch in arrival order against a remainder (first fit). */
@@ -199,89 +221,137 @@ export class TicketOptionActor {
     });
   }
 
-  /** The only writer. Never throws: every pending purchase of the batch is settled. */
+  /**
+   * The only writer. Never throws: every pending purchase of the batch is settled. Each attempt
+   * decides the batch against the cached state (loaded if missing) and writes the accepted
+   * purchases in one commit; a lost race reloads and re-decides, a lost idempotency claim refuses
+   * that purchase alone and re-decides the others.
+   */
   private async commit(batch: PendingPurchase[]): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      let state: AllocationState | null;
-      try {
-        state = this.state ?? (await this.store.load(this.optionId));
-      } catch (error) {
-        this.failAll(batch, error);
-        return;
-      }
-      if (state === null) {
-        const notFound = new TicketOptionNotFoundError(this.optionId);
-        for (const pending of batch) pending.reject(notFound);
-        this.options.onNotFound?.(this);
-        return;
-      }
-      this.state = state;
-
+    let pending = batch;
+    for (let attempt = 1; pending.length > 0; attempt++) {
+      const state = await this.activeState(pending);
+      if (state === null) return;
       const decision = decideBatch(
         state.allocation - state.purchased,
-        batch.map((pending) => ({ pending, quantity: pending.request.quantity })),
+        pending.map((item) => ({ pending: item, quantity: item.request.quantity })),
       );
-      const accepted: AcceptedPurchase[] = decision.accepted.map(({ pending }) => ({
-        id: randomUUID(),
-        userId: pending.request.userId,
-        quantity: pending.request.quantity,
-        idempotency: pending.request.idempotency,
-      }));
-
-      if (accepted.length > 0) {
-        let outcome;
-        try {
-          outcome = await this.store.commit({
-            optionId: this.optionId,
-            expected: state,
-            taken: decision.taken,
-            purchases: accepted,
-          });
-        } catch (error) {
-          // The outcome may be unknown (e.g. connection lost around COMMIT): reload before deciding again.
-          this.state = null;
-          this.failAll(batch, error);
-          return;
-        }
-        if (!outcome.committed) {
-          this.stats.versionConflicts++;
-          this.state = null;
-          if (attempt >= this.options.maxCommitAttempts) {
-            const conflict = new AllocationConflictError(attempt);
-            for (const pending of batch) pending.reject(conflict);
-            return;
-          }
-          await (this.options.backoff ?? defaultBackoff)(attempt);
-          continue;
-        }
-        if (outcome.version !== state.version + 1) this.stats.foreignWritesSeen++;
-        // The row as this commit left it: foreign commits since our read are included.
-        this.state = {
-          allocation: state.allocation,
-          purchased: outcome.purchased,
-          version: outcome.version,
-        };
-        this.stats.commits++;
-        this.stats.purchasesCommitted += accepted.length;
-        this.stats.ticketsCommitted += decision.taken;
-        this.options.onCommitted?.(accepted.length, attempt);
-        decision.accepted.forEach(({ pending }, index) => {
-          pending.resolve({
-            id: accepted[index].id,
-            ticketOptionId: this.optionId,
-            userId: accepted[index].userId,
-            quantity: accepted[index].quantity,
-            createdAt: outcome.createdAt,
-          });
+      const accepted = decision.accepted.map(({ pending: item }) => acceptedPurchase(item.request));
+      if (accepted.length === 0) {
+        this.refuse(decision.refused);
+        return;
+      }
+      let outcome: CommitOutcome;
+      try {
+        outcome = await this.store.commit({
+          optionId: this.optionId,
+          expected: state,
+          taken: decision.taken,
+          purchases: accepted,
         });
+      } catch (error) {
+        // The outcome may be unknown (e.g. connection lost around COMMIT): reload before deciding again.
+        this.state = null;
+        this.failAll(pending, error);
+        return;
       }
-      // Refusals are justified by the state they were decided against: availability only shrinks.
-      this.stats.refusals += decision.refused.length;
-      for (const { item, remaining } of decision.refused) {
-        item.pending.reject(new InsufficientAllocationError(item.quantity, remaining));
+      if (outcome.committed) {
+        this.settle(state, decision, accepted, outcome, attempt);
+        return;
       }
-      return;
+      if (outcome.lostClaims.length > 0) {
+        // Nothing was written for this option: only the purchases whose claim was lost fail.
+        pending = this.refuseLostClaims(pending, decision.accepted, accepted, outcome.lostClaims);
+        continue;
+      }
+      this.stats.versionConflicts++;
+      this.state = null;
+      if (attempt >= this.options.maxCommitAttempts) {
+        const conflict = new AllocationConflictError(attempt);
+        for (const item of pending) item.reject(conflict);
+        return;
+      }
+      await (this.options.backoff ?? defaultBackoff)(attempt);
     }
+  }
+
+  /** The cached state, or the stored one; null once the batch has been settled (error, not found). */
+  private async activeState(batch: PendingPurchase[]): Promise<AllocationState | null> {
+    if (this.state) return this.state;
+    let state: AllocationState | null;
+    try {
+      state = await this.store.load(this.optionId);
+    } catch (error) {
+      this.failAll(batch, error);
+      return null;
+    }
+    if (state === null) {
+      const notFound = new TicketOptionNotFoundError(this.optionId);
+      for (const pending of batch) pending.reject(notFound);
+      this.options.onNotFound?.(this);
+      return null;
+    }
+    this.state = state;
+    return state;
+  }
+
+  /** Answers a committed batch: 201s for the accepted, justified refusals for the rest. */
+  private settle(
+    state: AllocationState,
+    decision: BatchDecision<Decided>,
+    accepted: AcceptedPurchase[],
+    outcome: Extract<CommitOutcome, { committed: true }>,
+    attempt: number,
+  ): void {
+    if (outcome.version !== state.version + 1) this.stats.foreignWritesSeen++;
+    // The row as this commit left it: foreign commits since our read are included.
+    this.state = {
+      allocation: state.allocation,
+      purchased: outcome.purchased,
+      version: outcome.version,
+    };
+    this.stats.commits++;
+    this.stats.purchasesCommitted += accepted.length;
+    this.stats.ticketsCommitted += decision.taken;
+    this.options.onCommitted?.(accepted.length, attempt);
+    decision.accepted.forEach(({ pending }, index) => {
+      pending.resolve({
+        id: accepted[index].id,
+        ticketOptionId: this.optionId,
+        userId: accepted[index].userId,
+        quantity: accepted[index].quantity,
+        createdAt: outcome.createdAt,
+      });
+    });
+    this.refuse(decision.refused);
+  }
+
+  /** Refusals are justified by the state they were decided against: availability only shrinks. */
+  private refuse(refused: BatchDecision<Decided>['refused']): void {
+    this.stats.refusals += refused.length;
+    for (const { item, remaining } of refused) {
+      item.pending.reject(new InsufficientAllocationError(item.quantity, remaining));
+    }
+  }
+
+  /** Rejects the purchases whose claim was lost; returns the rest of the batch, to re-decide. */
+  private refuseLostClaims(
+    batch: PendingPurchase[],
+    decided: Decided[],
+    accepted: AcceptedPurchase[],
+    lostIds: string[],
+  ): PendingPurchase[] {
+    const lost = new Set<PendingPurchase>();
+    accepted.forEach((purchase, index) => {
+      if (lostIds.includes(purchase.id)) lost.add(decided[index].pending);
+    });
+    for (const pending of lost) {
+      const key = pending.request.idempotency?.key ?? '';
+      this.stats.lostClaims++;
+      this.options.onClaimLost?.(this.optionId, key);
+      pending.reject(new IdempotencyClaimLostError(key));
+    }
+    return batch.filter((pending) => !lost.has(pending));
   }
 
   private failAll(batch: PendingPurchase[], cause: unknown): void {

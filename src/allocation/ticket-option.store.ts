@@ -40,7 +40,14 @@ export type CommitOutcome =
       version: number;
       createdAt: Date;
     }
-  | { committed: false };
+  | {
+      committed: false;
+      /**
+       * Purchases whose Idempotency-Key claim was taken over (by a retry of the same request on
+       * another instance): the option was not bumped because of them. Empty: the guard refused.
+       */
+      lostClaims: string[];
+    };
 
 /**
  * How a commit guards the option row against other writers (other instances):
@@ -56,7 +63,8 @@ export const COMMIT_MODES: readonly CommitMode[] = ['guarded', 'cas'];
 /**
  * The persistence port of the actor. `commit` must be atomic per request: either the option row
  * moved by `taken` and every purchase row (and idempotency completion) exists, or nothing of that
- * request changed. `committed: false` means the guard refused it (a lost race): reload, re-decide.
+ * request changed. `committed: false` means the guard refused it (a lost race: reload, re-decide),
+ * or some purchases lost their idempotency claim (refuse those, re-decide the rest).
  */
 export interface TicketOptionStore {
   load(optionId: string): Promise<AllocationState | null>;

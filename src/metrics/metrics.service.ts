@@ -127,6 +127,12 @@ export class MetricsService implements OnModuleInit {
         (s) => s.versionConflicts,
       ],
       [
+        'ticket_purchases_idempotency_claim_lost_total',
+        'Keyed purchases refused (409) because a retry of the same request took over their ' +
+          'Idempotency-Key before they committed; nothing was bought by them.',
+        (s) => s.lostClaims,
+      ],
+      [
         'ticket_actor_foreign_writes_total',
         'Actor commits that found the row changed by another writer since their read, and still fitted.',
         (s) => s.foreignWritesSeen,
