@@ -169,4 +169,14 @@ describe('Idempotency-Key claims taken over before the commit', () => {
     expect(replay.status).toBe(201);
     expect(replay.body.data.id).toBe(kept.body.data.id);
   });
+
+  it('refuses, in the database, a completed key without the answer it replays', async () => {
+    await expect(
+      app.sql.query(
+        `INSERT INTO idempotency_keys (key, fingerprint, claim, completed_at, response_status)
+         VALUES ($1, repeat('0', 64), gen_random_uuid(), now(), 201)`,
+        [`k-${randomUUID()}`],
+      ),
+    ).rejects.toMatchObject({ code: '23514', constraint: 'idempotency_keys_answer_check' });
+  });
 });

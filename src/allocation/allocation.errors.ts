@@ -6,11 +6,14 @@ export class InsufficientAllocationError extends DomainError {
     readonly requested: number,
     readonly remaining: number,
   ) {
-    super({
-      code: 'invalid_purchase_quantity',
-      detail: 'Unable to reserve given quantity of ticket options',
-      source: { pointer: '/data/attributes/quantity' },
-    });
+    super(
+      {
+        code: 'invalid_purchase_quantity',
+        detail: 'Unable to reserve given quantity of ticket options',
+        source: { pointer: '/data/attributes/quantity' },
+      },
+      { final: true },
+    );
   }
 }
 

@@ -34,7 +34,8 @@ const LOAD_STATE: Omit<QueryConfig, 'values'> = {
  * completions) of bumped options are inserted. Options whose guard failed come back without a row.
  *
  * - `$1..$3`: per option: id, tickets taken, the version the actor decided against.
- * - `$4..$7`: per purchase: id, option id, user id, quantity (`$8, $9`: idempotency key and claim).
+ * - `$4..$7`: per purchase: id, option id, user id, quantity (`$8..$10`: idempotency key, claim
+ *   and the answer to record for it).
  *
  * The capacity guard adds in `bigint`: with a stale cache, `purchased + taken` of two values near
  * 2^31 would overflow `integer` and abort the statement; in `bigint` it is just a refused guard,
@@ -60,8 +61,8 @@ function commitStatement(
     )`
     : '';
   const purchaseColumns = keyed
-    ? `unnest($4::uuid[], $5::uuid[], $6::uuid[], $7::int[], $8::text[], $9::uuid[])
-         AS p(id, option_id, user_id, quantity, idem_key, idem_claim)`
+    ? `unnest($4::uuid[], $5::uuid[], $6::uuid[], $7::int[], $8::text[], $9::uuid[], $10::text[])
+         AS p(id, option_id, user_id, quantity, idem_key, idem_claim, idem_body)`
     : 'unnest($4::uuid[], $5::uuid[], $6::uuid[], $7::int[]) AS p(id, option_id, user_id, quantity)';
   // A keyed purchase commits only with its claim. The claims still held are locked first (a
   // takeover after our snapshot is seen: FOR UPDATE re-reads the newest row); an option with a
@@ -83,7 +84,8 @@ function commitStatement(
   const keyedCte = keyed
     ? `, keyed AS (
       UPDATE idempotency_keys k
-         SET purchase_id = p.id, response_status = 201, completed_at = now()
+         SET purchase_id = p.id, response_status = 201, response_body = p.idem_body::jsonb,
+             completed_at = now()
         FROM p JOIN bumped b ON b.id = p.option_id
        WHERE p.idem_key IS NOT NULL AND k.key = p.idem_key AND k.claim = p.idem_claim
          AND k.completed_at IS NULL
@@ -196,6 +198,7 @@ export class PostgresTicketOptionStore implements TicketOptionStore {
       values.push(
         purchases.map((p) => p.idempotency?.key ?? null),
         purchases.map((p) => p.idempotency?.claim ?? null),
+        purchases.map((p) => p.idempotency?.responseBody ?? null),
       );
     }
     let rows: CommittedRow[];

@@ -336,12 +336,12 @@ describe('TicketOptionActor with an idempotency claim lost before its commit', (
     const lost = actor.purchase({
       userId: USER,
       quantity: 4,
-      idempotency: { key: 'lost-key', claim: 'old-claim' },
+      idempotency: { key: 'lost-key', claim: 'old-claim', responseBody: '{}' },
     });
     const kept = actor.purchase({
       userId: USER,
       quantity: 3,
-      idempotency: { key: 'kept-key', claim: 'claim' },
+      idempotency: { key: 'kept-key', claim: 'claim', responseBody: '{}' },
     });
     const plain = buy(actor, 1);
     const settled = Promise.allSettled([first, lost, kept, plain]);

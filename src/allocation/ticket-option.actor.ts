@@ -10,16 +10,18 @@ import {
   AcceptedPurchase,
   AllocationState,
   CommitOutcome,
-  IdempotencyClaim,
   TicketOptionStore,
 } from './ticket-option.store';
+import type { IdempotencyCompletion } from '../idempotency/idempotency-claim';
 import { IdempotencyClaimLostError } from '../idempotency/idempotency.errors';
 
 export interface PurchaseRequest {
+  /** The purchase's id, when the caller chose it (e.g. to render the answer a key records). */
+  id?: string;
   userId: string;
   quantity: number;
-  /** Completed by the same commit that writes the purchase (see src/idempotency). */
-  idempotency?: IdempotencyClaim;
+  /** Completed by the same commit that writes the purchase (docs/design.md, Idempotency). */
+  idempotency?: IdempotencyCompletion;
 }
 
 /** What a buyer gets back once the purchase is committed. */
@@ -96,7 +98,7 @@ interface Decided {
 
 function acceptedPurchase(request: PurchaseRequest): AcceptedPurchase {
   return {
-    id: randomUUID(),
+    id: request.id ?? randomUUID(),
     userId: request.userId,
     quantity: request.quantity,
     idempotency: request.idempotency,

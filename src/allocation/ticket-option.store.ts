@@ -1,3 +1,5 @@
+import type { IdempotencyCompletion } from '../idempotency/idempotency-claim';
+
 /** What the actor keeps of a ticket option: the only fields that decide a purchase. */
 export interface AllocationState {
   allocation: number;
@@ -5,21 +7,13 @@ export interface AllocationState {
   version: number;
 }
 
-/**
- * The claim of an `Idempotency-Key` held by the request that is being processed (see
- * src/idempotency). The commit that writes the purchase also completes this claim, atomically.
- */
-export interface IdempotencyClaim {
-  key: string;
-  claim: string;
-}
-
 /** One accepted purchase, ready to be written. */
 export interface AcceptedPurchase {
   id: string;
   userId: string;
   quantity: number;
-  idempotency?: IdempotencyClaim;
+  /** Completed by the same commit that writes the purchase, atomically. */
+  idempotency?: IdempotencyCompletion;
 }
 
 /** One actor's batch: the purchases it accepted against the state it decided them on. */

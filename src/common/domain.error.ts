@@ -33,12 +33,18 @@ export type ErrorCode =
  */
 export class DomainError extends Error {
   readonly problems: Problem[];
+  /**
+   * The answer is final for this request (a justified refusal): a retry with the same
+   * Idempotency-Key gets it replayed instead of running again.
+   */
+  readonly final: boolean;
 
-  constructor(problems: Problem | Problem[], options?: { cause?: unknown }) {
+  constructor(problems: Problem | Problem[], options?: { cause?: unknown; final?: boolean }) {
     const list = Array.isArray(problems) ? problems : [problems];
     super(list.map((p) => `${p.code}: ${p.detail}`).join('; '), options);
     this.name = new.target.name;
     this.problems = list;
+    this.final = options?.final ?? false;
   }
 }
 

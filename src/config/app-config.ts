@@ -53,6 +53,11 @@ export interface AppConfig {
   bodyLimitBytes: number;
   /** Idempotency keys are kept at least this long (SPEC §2: 24 h), then purged. */
   idempotencyRetentionHours: number;
+  /**
+   * How long a claim on an Idempotency-Key outlives its last renewal: the instance holding it
+   * renews it while the request runs, so a retry can take over this soon after that instance died.
+   */
+  idempotencyClaimLeaseMs: number;
   actor: ActorConfig;
   embeddedPostgres: EmbeddedPostgresConfig;
 }
@@ -132,6 +137,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     httpRequestTimeoutMs: int('HTTP_REQUEST_TIMEOUT_MS', 30_000, 1_000, 3_600_000),
     bodyLimitBytes: int('BODY_LIMIT_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024),
     idempotencyRetentionHours: int('IDEMPOTENCY_RETENTION_HOURS', 24, 24, 24 * 365),
+    idempotencyClaimLeaseMs: int('IDEMPOTENCY_CLAIM_LEASE_MS', 5_000, 1_000, 600_000),
     actor: {
       maxBatchSize: int('ACTOR_MAX_BATCH_SIZE', 512, 1, 10000),
       maxCommitAttempts: int('ACTOR_MAX_COMMIT_ATTEMPTS', 20, 1, 1000),

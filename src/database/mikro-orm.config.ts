@@ -7,11 +7,16 @@ import { Purchase } from '../purchases/purchase.entity';
 import { TicketOption } from '../ticket-options/ticket-option.entity';
 import { Migration20261121000000InitialSchema } from './migrations/Migration20261121000000InitialSchema';
 import { Migration20261121100000IdempotencyKeys } from './migrations/Migration20261121100000IdempotencyKeys';
+import { Migration20261201000000IdempotencyAnswers } from './migrations/Migration20261201000000IdempotencyAnswers';
 
 /** Every migration, in order. Listed explicitly so that ts-jest, ts-node and dist/ behave alike. */
 export const MIGRATIONS = [
   { name: 'Migration20261121000000InitialSchema', class: Migration20261121000000InitialSchema },
   { name: 'Migration20261121100000IdempotencyKeys', class: Migration20261121100000IdempotencyKeys },
+  {
+    name: 'Migration20261201000000IdempotencyAnswers',
+    class: Migration20261201000000IdempotencyAnswers,
+  },
 ];
 
 const ormLogger = new Logger('MikroORM');

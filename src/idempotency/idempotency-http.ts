@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { IdempotencyClaim } from '../allocation/ticket-option.store';
+import type { IdempotencyClaim } from './idempotency-claim';
 import {
   IDEMPOTENCY_KEY_HEADER,
   IDEMPOTENT_REPLAYED_HEADER,
@@ -8,39 +8,47 @@ import {
 } from './idempotency-key';
 import { IdempotencyService } from './idempotency.service';
 
+/** An answer that is final for its request (a justified refusal): recorded and replayed. */
+export interface FinalAnswer {
+  status: number;
+  /** The JSON:API document, as sent. */
+  body: string;
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     /** The claim this request holds on its Idempotency-Key, if it sent one. */
     idempotencyClaim: IdempotencyClaim | null;
+    /** Set by whoever answers with a final refusal (the exception filter), to be recorded. */
+    finalAnswer: FinalAnswer | null;
+  }
+  interface FastifyContextConfig {
+    /** The route accepts `Idempotency-Key` (set through IDEMPOTENT_ROUTE_CONFIG). */
+    idempotent?: boolean;
   }
 }
 
-/** The routes that create something (SPEC §2): POSTs only. */
-const IDEMPOTENT_ROUTES = new Set([
-  '/ticket_options',
-  '/purchases',
-  '/ticket_options/:id/purchases',
-]);
-
-/** Refusals that are the final answer to their request (availability only shrinks). */
-const FINAL_REFUSAL_CODES = ['invalid_purchase_quantity'];
+/** Tells the idempotency seam that this request's answer is final (nothing to do without a key). */
+export function recordFinalAnswer(request: FastifyRequest, answer: FinalAnswer): void {
+  if (request.idempotencyClaim) request.finalAnswer = answer;
+}
 
 /**
- * Idempotency at the HTTP edge: before the handler, a request with a key claims it or gets the
- * original answer replayed (the handler never runs); after the handler, an answer that did not
- * complete the claim in its own transaction either records itself (a final refusal) or releases
- * the claim (invalid input, not found, 503: a retry must run again).
+ * Idempotency at the HTTP edge, for the routes whose config opts in: before the handler, a
+ * request with a key claims it or gets the original answer replayed (the handler never runs);
+ * after the handler, an answer that did not complete the claim in its own transaction either
+ * records itself (a final answer, handed over as typed data) or releases the claim (invalid
+ * input, not found, 503: a retry must run again).
  */
 export function installIdempotencyHttp(
   fastify: FastifyInstance,
   idempotency: IdempotencyService,
 ): void {
   fastify.decorateRequest('idempotencyClaim', null);
+  fastify.decorateRequest('finalAnswer', null);
 
   fastify.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
-    if (request.method !== 'POST' || !IDEMPOTENT_ROUTES.has(request.routeOptions.url ?? '')) {
-      return;
-    }
+    if (request.routeOptions.config.idempotent !== true) return;
     const key = parseIdempotencyKey(request.headers[IDEMPOTENCY_KEY_HEADER]);
     if (key === undefined) return;
     const path = request.url.split('?', 1)[0];
@@ -62,12 +70,12 @@ export function installIdempotencyHttp(
     const claim = request.idempotencyClaim;
     if (claim === null) return payload;
     request.idempotencyClaim = null;
-    const status = reply.statusCode;
-    if (status === 201) return payload; // completed by the transaction that created the resource
+    const final = request.finalAnswer;
     try {
-      const refusal = status === 400 && typeof payload === 'string' ? finalRefusal(payload) : null;
-      if (refusal !== null) {
-        await idempotency.complete(claim, status, refusal);
+      if (reply.statusCode === 201) {
+        idempotency.settled(claim); // completed by the transaction that created the resource
+      } else if (final !== null && final.status === reply.statusCode) {
+        await idempotency.complete(claim, final.status, final.body);
       } else {
         await idempotency.release(claim);
       }
@@ -77,17 +85,4 @@ export function installIdempotencyHttp(
     }
     return payload;
   });
-}
-
-/** The error document, if it is a final refusal (to record and replay); else null. */
-function finalRefusal(payload: string): unknown {
-  try {
-    const document = JSON.parse(payload) as { errors?: Array<{ code?: string }> };
-    const codes = (document.errors ?? []).map((error) => error.code);
-    const final =
-      codes.length > 0 && codes.every((code) => FINAL_REFUSAL_CODES.includes(code ?? ''));
-    return final ? document : null;
-  } catch {
-    return null;
-  }
 }

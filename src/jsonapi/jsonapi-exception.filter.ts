@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException } from '@nestjs/co
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, ErrorCode, Problem, UnavailableError } from '../common/domain.error';
 import { isDatabaseUnavailable } from '../database/database-errors';
+import { recordFinalAnswer } from '../idempotency/idempotency-http';
 import { ERROR_CATALOG } from './error-catalog';
 import { jsonApiHeaders } from './jsonapi-http';
 
@@ -51,17 +52,24 @@ export class JsonApiExceptionFilter implements ExceptionFilter {
       void reply.header('retry-after', String(seconds));
     }
     if (reply.sent) return;
-    sendProblems(reply, status, problems);
+    const document = problemsDocument(problems);
+    if (exception instanceof DomainError && exception.final) {
+      recordFinalAnswer(request, { status, body: document });
+    }
+    sendDocument(reply, status, document);
   }
 }
 
 /** Sends a JSON:API error document; shared with the few paths Nest's filters never see. */
 export function sendProblems(reply: FastifyReply, status: number, problems: Problem[]): void {
-  const document = problemsDocument(problems);
+  sendDocument(reply, status, problemsDocument(problems));
+}
+
+function sendDocument(reply: FastifyReply, status: number, document: string): void {
   void reply.status(status).headers(jsonApiHeaders(reply.request));
   // Fastify appends `; charset=utf-8` to a JSON media type sent with a string, which the onSend
   // hook undoes; where no hook runs (frameworkErrors), bytes keep the media type exact. Elsewhere
-  // the payload stays a string for the onSend hooks that read it (idempotency-http.ts).
+  // the payload stays a string for the onSend hooks.
   void reply.send(reply.request.passedJsonApiHooks ? document : Buffer.from(document));
 }
 

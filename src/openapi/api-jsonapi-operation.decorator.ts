@@ -8,7 +8,9 @@ import {
   ApiProduces,
   ApiResponse,
 } from '@nestjs/swagger';
+import { RouteConfig } from '@nestjs/platform-fastify';
 import type { ErrorCode } from '../common/domain.error';
+import { IDEMPOTENT_ROUTE_CONFIG } from '../idempotency/idempotency-claim';
 import { ERROR_CATALOG } from '../jsonapi/error-catalog';
 import { JSONAPI_MEDIA_TYPE } from '../jsonapi/media-type';
 import { HEADERS, headerRef, IDEMPOTENCY_KEY_HEADER } from './openapi.headers';
@@ -34,7 +36,7 @@ export interface JsonApiOperationOptions {
    * every idempotent route are added here, so that no route can forget them.
    */
   errors?: ErrorCode[];
-  /** Accepts `Idempotency-Key` (the POST routes). */
+  /** Accepts `Idempotency-Key` (the POST routes): documents it and opts the route in. */
   idempotent?: boolean;
 }
 
@@ -109,7 +111,10 @@ export function ApiJsonApiOperation(options: JsonApiOperationOptions): MethodDec
       }),
     );
   }
-  if (options.idempotent) decorators.push(ApiHeader(IDEMPOTENCY_KEY_HEADER));
+  // The one place a route opts in to Idempotency-Key: its documentation and its route config.
+  if (options.idempotent) {
+    decorators.push(ApiHeader(IDEMPOTENCY_KEY_HEADER), RouteConfig(IDEMPOTENT_ROUTE_CONFIG));
+  }
   return applyDecorators(...decorators);
 }
 

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import type { IdempotencyClaim } from '../allocation/ticket-option.store';
+import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
 import { IdempotencyClaimOf } from '../idempotency/idempotency-claim.decorator';
 import { DomainError } from '../common/domain.error';
 import { JsonApiBodyPipe, UuidPathPipe } from '../jsonapi/jsonapi-body.pipe';

@@ -2,10 +2,11 @@ import { MikroORM } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { TicketOptionNotFoundError } from '../allocation/allocation.errors';
 import { TicketOptionActorRegistry } from '../allocation/ticket-option-actor.registry';
-import type { IdempotencyClaim } from '../allocation/ticket-option.store';
+import { randomUUID } from 'node:crypto';
 import { NotFoundError } from '../common/domain.error';
 import { runStatement } from '../database/sql';
-import { PurchaseView } from './purchase.document';
+import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
+import { purchaseDocument, PurchaseView } from './purchase.document';
 
 export interface PurchaseCommand {
   ticketOptionId: string;
@@ -36,7 +37,7 @@ export class PurchasesService {
       const receipt = await this.actors.get(command.ticketOptionId).purchase({
         userId: command.userId,
         quantity: command.quantity,
-        idempotency: command.idempotency,
+        ...(command.idempotency && keyedRequest(command, command.idempotency)),
       });
       return {
         id: receipt.id,
@@ -58,4 +59,16 @@ export class PurchasesService {
     if (!view) throw new NotFoundError(`Purchase ${JSON.stringify(id)} does not exist.`);
     return view;
   }
+}
+
+/** A keyed purchase's id is chosen here, so that its commit records the very answer it gets. */
+function keyedRequest(command: PurchaseCommand, claim: IdempotencyClaim) {
+  const id = randomUUID();
+  const document = purchaseDocument({
+    id,
+    ticketOptionId: command.ticketOptionId,
+    userId: command.userId,
+    quantity: command.quantity,
+  });
+  return { id, idempotency: { ...claim, responseBody: JSON.stringify(document) } };
 }

@@ -1,7 +1,7 @@
 import { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { TicketOptionNotFoundError } from '../allocation/allocation.errors';
-import type { IdempotencyClaim } from '../allocation/ticket-option.store';
+import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
 import { runStatement } from '../database/sql';
 import { IdempotencyService } from '../idempotency/idempotency.service';
 import {
