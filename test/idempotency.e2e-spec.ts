@@ -58,6 +58,7 @@ describe('Idempotency-Key', () => {
       expect(retry.headers.get('idempotent-replayed')).toBe('true');
       expect(retry.headers.get('location')).toBe(first.headers.get('location'));
       expect(retry.headers.get('content-type')).toBe('application/vnd.api+json');
+      expect(retry.text).toBe(first.text); // the very bytes first sent
       expect(retry.body).toEqual(first.body);
     }
     expect(await purchasesOf(optionId)).toEqual([{ id: first.body.data.id, quantity: 3 }]);

@@ -1,3 +1,4 @@
+import { MIGRATIONS } from '../src/database/mikro-orm.config';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,10 +63,7 @@ describe('start-up', () => {
         `SELECT conname FROM pg_constraint WHERE conrelid IN ('ticket_options'::regclass, 'purchases'::regclass) ORDER BY conname`,
       );
       await client.end();
-      expect(migrations.rows).toEqual([
-        { name: 'Migration20261121000000InitialSchema' },
-        { name: 'Migration20261121100000IdempotencyKeys' },
-      ]);
+      expect(migrations.rows).toEqual(MIGRATIONS.map(({ name }) => ({ name })));
       expect(constraints.rows.map((r: { conname: string }) => r.conname)).toEqual([
         'purchases_pkey',
         'purchases_quantity_check',

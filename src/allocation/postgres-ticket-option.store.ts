@@ -84,7 +84,7 @@ function commitStatement(
   const keyedCte = keyed
     ? `, keyed AS (
       UPDATE idempotency_keys k
-         SET purchase_id = p.id, response_status = 201, response_body = p.idem_body::jsonb,
+         SET purchase_id = p.id, response_status = 201, response_body = p.idem_body::json,
              completed_at = now()
         FROM p JOIN bumped b ON b.id = p.option_id
        WHERE p.idem_key IS NOT NULL AND k.key = p.idem_key AND k.claim = p.idem_claim

@@ -4,6 +4,7 @@ import { Migration } from '@mikro-orm/migrations';
  * Every completed key records the answer it replays (docs/design.md, Idempotency): purchase
  * commits now write the 201 document with the key, so replaying needs no knowledge of purchases.
  * Keys completed before (a purchase id, no body) get the document that 201 had, rebuilt once here.
+ * The answer is kept as `json`, not `jsonb`: a replay is then the very bytes first sent.
  */
 export class Migration20261201000000IdempotencyAnswers extends Migration {
   override up(): void {
@@ -19,11 +20,15 @@ export class Migration20261201000000IdempotencyAnswers extends Migration {
         from "purchases" p
        where p."id" = k."purchase_id" and k."response_body" is null;`);
     this.addSql(`
+      alter table "idempotency_keys" alter column "response_body" type json using "response_body"::json;`);
+    this.addSql(`
       alter table "idempotency_keys" add constraint "idempotency_keys_answer_check"
         check (("completed_at" is null) = ("response_body" is null));`);
   }
 
   override down(): void {
+    this.addSql(`
+      alter table "idempotency_keys" alter column "response_body" type jsonb using "response_body"::jsonb;`);
     this.addSql(
       `alter table "idempotency_keys" drop constraint if exists "idempotency_keys_answer_check";`,
     );
