@@ -1,6 +1,11 @@
+import type { Logger } from 'pino';
 import { createApp } from './app.factory';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config';
-import { EmbeddedPostgresHandle, startEmbeddedPostgres } from './database/embedded-postgres';
+import {
+  EmbeddedPostgresError,
+  EmbeddedPostgresHandle,
+  startEmbeddedPostgres,
+} from './database/embedded-postgres';
 import { createAppLogger } from './logging/app.logger';
 
 async function main(): Promise<void> {
@@ -23,17 +28,18 @@ async function main(): Promise<void> {
   try {
     let databaseUrl = config.databaseUrl;
     if (!databaseUrl) {
-      logger.info(
-        { port: config.embeddedPostgres.port, dataDir: config.embeddedPostgres.dataDir },
-        'DATABASE_URL is not set: starting an embedded PostgreSQL',
-      );
-      embedded = await startEmbeddedPostgres({ ...config.embeddedPostgres, database: 'tickets' });
+      embedded = await startEmbedded(config, logger);
       databaseUrl = embedded.url;
     }
     app = await createApp({ ...config, databaseUrl }, { logger });
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
-    logger.fatal({ err: error }, 'failed to start');
+    if (error instanceof EmbeddedPostgresError) {
+      // Says what is wrong and what to do; a stack trace would only bury that.
+      logger.fatal(`failed to start: ${error.message}`);
+    } else {
+      logger.fatal({ err: error }, 'failed to start');
+    }
     await embedded?.stop().catch(() => undefined);
     process.exit(1);
   }
@@ -63,6 +69,23 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+}
+
+/** The embedded PostgreSQL, with one log line saying where its data lives (and why, if moved). */
+function startEmbedded(config: AppConfig, logger: Logger): Promise<EmbeddedPostgresHandle> {
+  const { dataDir, dataDirChosen, port } = config.embeddedPostgres;
+  return startEmbeddedPostgres({
+    dataDir,
+    relocatable: !dataDirChosen,
+    port,
+    database: 'tickets',
+    onPlaced: (placement) => {
+      const where = `DATABASE_URL is not set: starting an embedded PostgreSQL with its data in ${placement.dataDir}`;
+      const fields = { port, dataDir: placement.dataDir, binaries: placement.nativeDir };
+      if (placement.notes.length === 0) logger.info(fields, where);
+      else logger.warn(fields, `${where} (${placement.notes.join('; ')})`);
+    },
+  });
 }
 
 main().catch((error: unknown) => {

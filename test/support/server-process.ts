@@ -10,10 +10,17 @@ export interface ServerProcess {
   exited: Promise<number | string>;
 }
 
-/** Runs src/main.ts in a real Node process, as `npm start` would (compiled on the fly). */
-export function spawnServer(env: Record<string, string>): ServerProcess {
-  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
-    cwd: ROOT,
+/**
+ * Runs src/main.ts in a real Node process, as `npm start` would (compiled on the fly); or, with
+ * `options`, other arguments (e.g. `dist/main.js`) in another directory.
+ */
+export function spawnServer(
+  env: Record<string, string>,
+  options: { cwd?: string; args?: string[] } = {},
+): ServerProcess {
+  const args = options.args ?? ['-r', 'ts-node/register/transpile-only', 'src/main.ts'];
+  const child = spawn(process.execPath, args, {
+    cwd: options.cwd ?? ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
