@@ -6,11 +6,13 @@ import {
   ApiOperation,
   ApiParam,
   ApiProduces,
+  ApiQuery,
   ApiResponse,
 } from '@nestjs/swagger';
 import type { ErrorCode } from '../common/domain.error';
 import { ERROR_CATALOG } from '../jsonapi/error-catalog';
 import { JSONAPI_MEDIA_TYPE } from '../jsonapi/media-type';
+import { includePaths, QueryRules } from '../jsonapi/resource-type';
 import { HEADERS, headerRef, IDEMPOTENCY_KEY_HEADER } from './openapi.headers';
 import {
   ERROR_MEANINGS,
@@ -36,10 +38,17 @@ export interface JsonApiOperationOptions {
   errors?: ErrorCode[];
   /** Accepts `Idempotency-Key` (the POST routes). */
   idempotent?: boolean;
+  /** The query parameters it honours (the same rules its query pipe enforces). */
+  query: QueryRules;
 }
 
-/** Every JSON:API route: content negotiation, the unexpected, and the unavailable. */
-const EVERY_ROUTE: ErrorCode[] = ['not_acceptable', 'internal_error', 'unavailable'];
+/** Every JSON:API route: query parameters, content negotiation, the unexpected, the unavailable. */
+const EVERY_ROUTE: ErrorCode[] = [
+  'invalid_query_parameter',
+  'not_acceptable',
+  'internal_error',
+  'unavailable',
+];
 /** Whatever the document parser (and Fastify's body handling) can refuse. */
 const BODY_PARSER: ErrorCode[] = [
   'invalid_document',
@@ -110,7 +119,43 @@ export function ApiJsonApiOperation(options: JsonApiOperationOptions): MethodDec
     );
   }
   if (options.idempotent) decorators.push(ApiHeader(IDEMPOTENCY_KEY_HEADER));
+  decorators.push(...queryParameters(options.query));
   return applyDecorators(...decorators);
+}
+
+/** `include` (where honoured) and one `fields[TYPE]` per type a response can hold. */
+function queryParameters(rules: QueryRules): MethodDecorator[] {
+  const list = (values: Iterable<string>) => ({
+    type: 'array' as const,
+    items: { type: 'string' as const, enum: [...values] },
+  });
+  const parameters: MethodDecorator[] = [];
+  if (rules.include) {
+    parameters.push(
+      ApiQuery({
+        name: 'include',
+        required: false,
+        description:
+          'Relationship paths to include, comma-separated: the related resources come in `included` (a compound document; `include=` gives an empty one). Any other path is 400 `invalid_query_parameter`.',
+        schema: list(includePaths(rules.primary)),
+        style: 'form',
+        explode: false,
+      }),
+    );
+  }
+  for (const [type, resource] of rules.types) {
+    parameters.push(
+      ApiQuery({
+        name: `fields[${type}]`,
+        required: false,
+        description: `Sparse fieldset: only these fields of every \`${type}\` resource object, comma-separated (empty: none). Unknown names are 400 \`invalid_query_parameter\`.`,
+        schema: list(resource.fields),
+        style: 'form',
+        explode: false,
+      }),
+    );
+  }
+  return parameters;
 }
 
 function successHeaders(options: JsonApiOperationOptions) {
