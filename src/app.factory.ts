@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { AppModule } from './app.module';
 import { installIdempotencyHttp } from './idempotency/idempotency-http';
+import { shapeReplay } from './jsonapi/query-parameters';
 import { IdempotencyService } from './idempotency/idempotency.service';
 import type { AppConfig } from './config/app-config';
 import { problemsDocument, sendProblems } from './jsonapi/jsonapi-exception.filter';
@@ -83,7 +84,11 @@ export async function createApp(
     abortOnError: false,
   });
   installJsonApiHttp(app.getHttpAdapter().getInstance(), config.bodyLimitBytes);
-  installIdempotencyHttp(app.getHttpAdapter().getInstance(), app.get(IdempotencyService));
+  installIdempotencyHttp(
+    app.getHttpAdapter().getInstance(),
+    app.get(IdempotencyService),
+    shapeReplay,
+  );
   setupOpenApi(app);
   await app.init();
   return app;

@@ -286,4 +286,32 @@ describe('Idempotency-Key', () => {
     expect(again.headers.get('idempotent-replayed')).toBeNull();
     expect(await purchasesOf(optionId)).toHaveLength(2);
   });
+
+  it("shapes a replayed 201 for the replaying request's query: sparse fieldsets, 400 for the rest", async () => {
+    const optionId = await apiA.createTicketOption({ name: 'Sparse replay', allocation: 10 });
+    const k = key();
+    const body = purchaseBody(optionId, 1);
+    const first = await apiA.post('/purchases', body, { 'idempotency-key': k });
+    expect(first.status).toBe(201);
+
+    const sparse = await apiB.post('/purchases?fields[purchases]=quantity', body, {
+      'idempotency-key': k,
+    });
+    expect(sparse.status).toBe(201);
+    expect(sparse.headers.get('idempotent-replayed')).toBe('true');
+    expect(sparse.body.data).toEqual({
+      type: 'purchases',
+      id: first.body.data.id,
+      attributes: { quantity: 1 },
+      relationships: {},
+      links: first.body.data.links,
+    });
+    const refused = await apiB.post('/purchases?sort=quantity', body, { 'idempotency-key': k });
+    expect(refused.status).toBe(400);
+    expect(refused.body.errors[0]).toMatchObject({
+      code: 'invalid_query_parameter',
+      source: { parameter: 'sort' },
+    });
+    expect(await purchasesOf(optionId)).toHaveLength(1);
+  });
 });

@@ -55,6 +55,32 @@ describe('JSON:API media types and error documents', () => {
     ]);
   });
 
+  it.each([
+    `${JSONAPI}; profile="https://example.com/a;b"`,
+    `${JSONAPI}; profile="https://example.com/a,b \\"quoted\\""; ext="x"`,
+    `${JSONAPI};\tPROFILE="https://example.com/p" ;`,
+    'application/json; charset="UTF-8"',
+  ])('reads %s per RFC 9110 (quoted strings, escapes, case, whitespace): 201', async (type) => {
+    const response = await post(type);
+    expect(response.status).toBe(201);
+  });
+
+  it.each([
+    `${JSONAPI}; profile="https://example.com/a;charset=utf-8"; charset=utf-8`,
+    `${JSONAPI}; profile="unterminated`,
+    `${JSONAPI}; profile`,
+    'application/json; charset = utf-8',
+  ])('refuses %s (a forbidden parameter, or malformed) with 415', async (type) => {
+    const response = await post(type);
+    expect(response.status).toBe(415);
+    expect(response.body.errors).toEqual([
+      expect.objectContaining({
+        code: 'unsupported_media_type',
+        source: { parameter: 'Content-Type' },
+      }),
+    ]);
+  });
+
   it('refuses a body with no Content-Type at all with 415', async () => {
     const response = await post(undefined, Buffer.from(VALID));
     expect(response.status).toBe(415);
@@ -125,6 +151,28 @@ describe('JSON:API media types and error documents', () => {
       const served = await api.get(`/ticket_options/${id}`, { accept });
       expect(served.status).toBe(200);
     }
+  });
+
+  it('splits Accept only on commas outside quoted strings, and reads quoted parameters whole', async () => {
+    const id = await api.createTicketOption();
+    const get = (accept: string) => api.get(`/ticket_options/${id}`, { accept });
+    // A `;` inside the quoted profile is not a second parameter.
+    expect((await get(`${JSONAPI}; profile="https://example.com/a;charset=utf-8"`)).status).toBe(
+      200,
+    );
+    // The bare JSON:API type inside the quoted string is not an instance of it.
+    const refused = await get(
+      `text/html; x="a, ${JSONAPI}, b", ${JSONAPI}; charset=utf-8, application/json`,
+    );
+    expect(refused.status).toBe(406);
+    expect(refused.body.errors).toEqual([
+      expect.objectContaining({ code: 'not_acceptable', source: { parameter: 'Accept' } }),
+    ]);
+    expect((await get(`${JSONAPI}; charset=utf-8, ${JSONAPI}; profile="a,b"; q=0.5`)).status).toBe(
+      200,
+    );
+    // Malformed ranges are no instance of the JSON:API media type: the answer is served.
+    expect((await get(`${JSONAPI}; profile="unterminated, text/html`)).status).toBe(200);
   });
 
   it('never leaks stack traces or driver messages in error documents', async () => {

@@ -157,6 +157,12 @@ const CASES: Case[] = [
   c('POST /ticket_options', 422, 'an Idempotency-Key reused with another body', (s) =>
     twice(s, '/ticket_options', option(), option({ name: 'other', allocation: 1 })),
   ),
+  c('POST /ticket_options', 201, 'a sparse fieldset', (s) =>
+    post(s, '/ticket_options?fields[ticket_options]=name', option()),
+  ),
+  c('POST /ticket_options', 400, 'an unknown field in fields[ticket_options]', (s) =>
+    post(s, '/ticket_options?fields[ticket_options]=remaining', option()),
+  ),
   replay('POST /ticket_options', 201, 'a replay', () => ['/ticket_options', option()]),
   c('POST /ticket_options', 500, 'a database that is gone', (s) =>
     s.degraded.post('/ticket_options', option()),
@@ -170,6 +176,12 @@ const CASES: Case[] = [
   ),
   c('GET /ticket_options/{id}', 200, 'a sold-out option', (s) =>
     s.api.get(`/ticket_options/${s.soldOutId}`),
+  ),
+  c('GET /ticket_options/{id}', 200, 'a sparse fieldset', (s) =>
+    s.api.get(`/ticket_options/${s.optionId}?fields[ticket_options]=allocation`),
+  ),
+  c('GET /ticket_options/{id}', 400, 'include on a type without relationships', (s) =>
+    s.api.get(`/ticket_options/${s.optionId}?include=purchases`),
   ),
   c('GET /ticket_options/{id}', 404, 'an unknown id', (s) =>
     s.api.get(`/ticket_options/${randomUUID()}`),
@@ -189,6 +201,12 @@ const CASES: Case[] = [
 
   c('POST /purchases', 201, 'a purchase', (s) =>
     post(s, '/purchases', purchaseBody(s.optionId, 2)),
+  ),
+  c('POST /purchases', 201, 'a sparse fieldset', (s) =>
+    post(s, '/purchases?fields[purchases]=quantity', purchaseBody(s.optionId, 1)),
+  ),
+  c('POST /purchases', 400, 'include, which a POST does not honour', (s) =>
+    post(s, '/purchases?include=ticket_option', purchaseBody(s.optionId, 1)),
   ),
   c('POST /purchases', 400, 'more tickets than remain', (s) =>
     post(s, '/purchases', purchaseBody(s.soldOutId, 1)),
@@ -241,6 +259,12 @@ const CASES: Case[] = [
   ),
   c('POST /ticket_options/{id}/purchases', 201, 'a matching ticket_option relationship', (s) =>
     post(s, nested(s), purchaseBody(s.optionId, 1)),
+  ),
+  c('POST /ticket_options/{id}/purchases', 201, 'a sparse fieldset', (s) =>
+    post(s, `${nested(s)}?fields[purchases]=user`, purchaseBody(undefined, 1)),
+  ),
+  c('POST /ticket_options/{id}/purchases', 400, 'a repeated query parameter', (s) =>
+    post(s, `${nested(s)}?fields[purchases]=user&fields[purchases]=`, purchaseBody(undefined, 1)),
   ),
   c('POST /ticket_options/{id}/purchases', 400, 'more tickets than remain', (s) =>
     post(s, `/ticket_options/${s.soldOutId}/purchases`, purchaseBody(undefined, 1)),
@@ -296,6 +320,20 @@ const CASES: Case[] = [
   ),
 
   c('GET /purchases/{id}', 200, 'a purchase', (s) => s.api.get(`/purchases/${s.purchaseId}`)),
+  c('GET /purchases/{id}', 200, 'a compound document', (s) =>
+    s.api.get(`/purchases/${s.purchaseId}?include=ticket_option`),
+  ),
+  c('GET /purchases/{id}', 200, 'a sparse compound document', (s) =>
+    s.api.get(
+      `/purchases/${s.purchaseId}?include=ticket_option&fields[ticket_options]=name&fields[purchases]=`,
+    ),
+  ),
+  c('GET /purchases/{id}', 200, 'an empty include', (s) =>
+    s.api.get(`/purchases/${s.purchaseId}?include=`),
+  ),
+  c('GET /purchases/{id}', 400, 'sort, an unknown include path and a reserved name', (s) =>
+    s.api.get(`/purchases/${s.purchaseId}?sort=quantity&include=reservation&foo=1`),
+  ),
   c('GET /purchases/{id}', 404, 'an unknown id', (s) => s.api.get(`/purchases/${randomUUID()}`)),
   c('GET /purchases/{id}', 404, 'an id that is not a UUID', (s) => s.api.get('/purchases/x')),
   c('GET /purchases/{id}', 406, 'Accept with a forbidden parameter', (s) =>
@@ -448,6 +486,49 @@ describe('the OpenAPI document against real responses', () => {
     expect(driftFrom(route, { ...created, headers })).not.toEqual([]);
     headers.set('content-type', 'application/json');
     expect(driftFrom(route, { ...refused, headers })).not.toEqual([]);
+  });
+
+  it('catches a compound document that drifts from the document', async () => {
+    const route: Route = 'GET /purchases/{id}';
+    const compound = await scene.api.get(`/purchases/${scene.purchaseId}?include=ticket_option`);
+    expect(compound.body.included).toHaveLength(1);
+    expect(driftFrom(route, compound)).toEqual([]);
+    const wrongType = structuredClone(compound.body);
+    wrongType.included[0].type = 'purchases';
+    const notAnArray = structuredClone(compound.body);
+    notAnArray.included = notAnArray.included[0];
+    const remainingInAttributes = structuredClone(compound.body);
+    remainingInAttributes.included[0].attributes.remaining = 1;
+    for (const drifted of [wrongType, notAnArray, remainingInAttributes]) {
+      expect(driftFrom(route, { ...compound, body: drifted })).not.toEqual([]);
+    }
+    // A 201 never holds `included`: the POSTs do not honour include.
+    const created = await post(scene, '/purchases', purchaseBody(scene.optionId, 1));
+    const withIncluded = { ...created.body, included: compound.body.included };
+    expect(driftFrom('POST /purchases', { ...created, body: withIncluded })).not.toEqual([]);
+  });
+
+  it('lists the query parameters of every route: include where honoured, fields[TYPE] per type', () => {
+    const queryOf = (route: Route) => {
+      const [method, path] = route.split(' ');
+      return Object.fromEntries(
+        (document.paths[path][method.toLowerCase()].parameters ?? [])
+          .filter((parameter: any) => parameter.in === 'query')
+          .map((parameter: any) => [parameter.name, parameter.schema.items.enum]),
+      );
+    };
+    const optionFields = ['name', 'description', 'allocation'];
+    const purchaseFields = ['quantity', 'ticket_option', 'user'];
+    expect(queryOf('GET /purchases/{id}')).toEqual({
+      include: ['ticket_option'],
+      'fields[purchases]': purchaseFields,
+      'fields[ticket_options]': optionFields,
+    });
+    expect(queryOf('GET /ticket_options/{id}')).toEqual({ 'fields[ticket_options]': optionFields });
+    expect(queryOf('POST /ticket_options')).toEqual({ 'fields[ticket_options]': optionFields });
+    for (const route of ['POST /purchases', 'POST /ticket_options/{id}/purchases'] as const) {
+      expect(queryOf(route)).toEqual({ 'fields[purchases]': purchaseFields });
+    }
   });
 
   it('provokes every documented JSON:API response, or says why it cannot', () => {

@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'unsupported_media_type'
   | 'not_acceptable'
   | 'invalid_header'
+  | 'invalid_query_parameter'
   | 'idempotency_key_reused'
   | 'idempotency_key_in_flight'
   | 'unavailable'

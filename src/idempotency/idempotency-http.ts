@@ -34,6 +34,12 @@ export function recordFinalAnswer(request: FastifyRequest, answer: FinalAnswer):
 }
 
 /**
+ * Shapes a replayed document for the replaying request (e.g. its sparse fieldsets); may throw a
+ * DomainError for a request the route would refuse. Given by the wire layer (app.factory.ts).
+ */
+export type ReplayShaper = (request: FastifyRequest, body: unknown) => unknown;
+
+/**
  * Idempotency at the HTTP edge, for the routes whose config opts in: before the handler, a
  * request with a key claims it or gets the original answer replayed (the handler never runs);
  * after the handler, an answer that did not complete the claim in its own transaction either
@@ -43,6 +49,7 @@ export function recordFinalAnswer(request: FastifyRequest, answer: FinalAnswer):
 export function installIdempotencyHttp(
   fastify: FastifyInstance,
   idempotency: IdempotencyService,
+  shapeReplay: ReplayShaper = (_request, body) => body,
 ): void {
   fastify.decorateRequest('idempotencyClaim', null);
   fastify.decorateRequest('finalAnswer', null);
@@ -61,9 +68,11 @@ export function installIdempotencyHttp(
       return;
     }
     const { status, body, location } = begin.replay;
+    // The stored text is sent as it is unless the replaying request asks for another shape.
+    const shaped = status === 201 ? shapeReplay(request, body) : body;
     void reply.header(IDEMPOTENT_REPLAYED_HEADER, 'true');
     if (location !== undefined) void reply.header('location', location);
-    return reply.status(status).send(JSON.stringify(body));
+    return reply.status(status).send(shaped === body ? begin.replay.text : JSON.stringify(shaped));
   });
 
   fastify.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload) => {

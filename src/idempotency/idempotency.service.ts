@@ -54,7 +54,7 @@ const RENEW = {
 
 const READ = {
   name: 'idempotency-read',
-  text: `SELECT fingerprint, completed_at, response_status, response_body
+  text: `SELECT fingerprint, completed_at, response_status, response_body::text AS response_text
            FROM idempotency_keys WHERE key = $1`,
 };
 
@@ -82,13 +82,15 @@ interface KeyRow {
   fingerprint: string;
   completed_at: Date | null;
   response_status: number | null;
-  response_body: unknown;
+  response_text: string | null;
 }
 
 /** The original answer to send again, with `Idempotent-Replayed: true`. */
 export interface Replay {
   status: number;
   body: unknown;
+  /** The very text first sent. */
+  text: string;
   location?: string;
 }
 
@@ -264,11 +266,13 @@ function replayOf(row: KeyRow, fingerprint: string): Replay {
     });
   }
   // A 201's Location is the created resource's own link (JSON:API `links.self`).
-  const body = row.response_body as { data?: { links?: { self?: unknown } } } | null;
-  const self = body?.data?.links?.self;
+  const text = row.response_text!;
+  const body = JSON.parse(text) as { data?: { links?: { self?: unknown } } };
+  const self = body.data?.links?.self;
   return {
     status: row.response_status!,
     body,
+    text,
     location: row.response_status === 201 && typeof self === 'string' ? self : undefined,
   };
 }

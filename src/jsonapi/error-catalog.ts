@@ -6,6 +6,7 @@ export const ERROR_CATALOG: Record<ErrorCode, { status: number; title: string }>
   invalid_attribute: { status: 400, title: 'Invalid attribute' },
   invalid_relationship: { status: 400, title: 'Invalid relationship' },
   invalid_header: { status: 400, title: 'Invalid header' },
+  invalid_query_parameter: { status: 400, title: 'Invalid query parameter' },
   invalid_purchase_quantity: { status: 400, title: 'Unable to purchase provided quantity' },
   client_id_unsupported: { status: 403, title: 'Client-generated ids are not supported' },
   not_found: { status: 404, title: 'Not found' },

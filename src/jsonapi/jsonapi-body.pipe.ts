@@ -1,6 +1,8 @@
 import { Injectable, PipeTransform } from '@nestjs/common';
 import { NotFoundError } from '../common/domain.error';
+import { JsonApiQuery, parseJsonApiQuery, RawQuery } from './query-parameters';
 import { isUuid, ParsedResource, ResourceDocumentParser } from './resource-document';
+import type { QueryRules } from './resource-type';
 
 /** Validates a request body against one resource document spec (see resource-document.ts). */
 @Injectable()
@@ -18,5 +20,15 @@ export class UuidPathPipe implements PipeTransform<string, string> {
   transform(id: string): string {
     if (!isUuid(id)) throw new NotFoundError(`No resource has the id ${JSON.stringify(id)}.`);
     return id.toLowerCase();
+  }
+}
+
+/** Reads the query string against one endpoint's rules (see query-parameters.ts). */
+@Injectable()
+export class JsonApiQueryPipe implements PipeTransform<RawQuery | undefined, JsonApiQuery> {
+  constructor(private readonly rules: QueryRules) {}
+
+  transform(query: RawQuery | undefined): JsonApiQuery {
+    return parseJsonApiQuery(query, this.rules);
   }
 }

@@ -1,49 +1,77 @@
+import { parse } from 'content-type';
+
 export const JSONAPI_MEDIA_TYPE = 'application/vnd.api+json';
 
-interface MediaType {
+export interface MediaType {
+  /** `type/subtype`, lower-cased. */
   type: string;
-  parameters: Map<string, string>;
+  /** Parameter names lower-cased, values unquoted and unescaped; the first of duplicates wins. */
+  parameters: Record<string, string>;
 }
 
-/** Parses `type/subtype; a=b; c="d"` (RFC 9110 §8.3.1); null when malformed. */
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const QUOTED_STRING = '"(?:[\\t !#-\\[\\]-~\\x80-\\xff]|\\\\[\\t -~\\x80-\\xff])*"';
+/**
+ * RFC 9110 §8.3.1 and §5.6.6: `type/subtype *( OWS ";" OWS [ name=value ] )`, a value being a
+ * token or a quoted string, with no whitespace around `=`. The content-type package extracts
+ * leniently (it skips what it cannot read), so the grammar is checked here first.
+ */
+const WELL_FORMED = new RegExp(
+  `^[ \\t]*${TOKEN}/${TOKEN}(?:[ \\t]*;[ \\t]*(?:${TOKEN}=(?:${TOKEN}|${QUOTED_STRING}))?)*[ \\t]*$`,
+);
+
+/** Parses one media type (or Accept media range) per RFC 9110; null when malformed. */
 export function parseMediaType(value: string): MediaType | null {
-  const [essence, ...rest] = value.split(';');
-  const type = essence.trim().toLowerCase();
-  if (!/^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+$/.test(type)) return null;
-  const parameters = new Map<string, string>();
-  for (const part of rest) {
-    if (part.trim() === '') continue;
-    const eq = part.indexOf('=');
-    if (eq < 1) return null;
-    const name = part.slice(0, eq).trim().toLowerCase();
-    let paramValue = part.slice(eq + 1).trim();
-    if (paramValue.startsWith('"') && paramValue.endsWith('"') && paramValue.length >= 2) {
-      paramValue = paramValue.slice(1, -1);
-    }
-    parameters.set(name, paramValue);
-  }
+  if (!WELL_FORMED.test(value)) return null;
+  const { type, parameters } = parse(value);
   return { type, parameters };
 }
 
+/**
+ * The media ranges of an `Accept` value, split on the commas that are not inside a quoted
+ * string (`profile="a,b"` is one parameter); malformed and empty ranges are null.
+ */
+export function parseAccept(header: string): Array<MediaType | null> {
+  const ranges: Array<MediaType | null> = [];
+  let start = 0;
+  while (start <= header.length) {
+    // `comma: true` stops at the first comma outside quotes and says where (`index`).
+    const end = parse(header, { comma: true, start }).index;
+    const range = header.slice(start, end);
+    if (range.trim() !== '') ranges.push(parseMediaType(range));
+    start = end + 1;
+  }
+  return ranges;
+}
+
 const JSONAPI_PARAMETERS = new Set(['ext', 'profile']);
+
+function otherParameters(media: MediaType, allowed: (name: string) => boolean): string[] {
+  return Object.keys(media.parameters).filter((name) => !allowed(name));
+}
 
 /**
  * SPEC §2: a body may be `application/vnd.api+json` (only `ext`/`profile` parameters) or
  * `application/json` (only `charset=utf-8`). Returns why it is refused, or null when accepted.
  */
 export function refuseRequestContentType(header: string | undefined): string | null {
+  // What nearly every request sends: no parsing at all.
+  if (header === JSONAPI_MEDIA_TYPE || header === 'application/json') return null;
   if (header === undefined || header.trim() === '') {
     return `A request body needs a Content-Type of ${JSONAPI_MEDIA_TYPE}.`;
   }
   const media = parseMediaType(header);
-  if (media?.type === JSONAPI_MEDIA_TYPE) {
-    const extra = [...media.parameters.keys()].filter((name) => !JSONAPI_PARAMETERS.has(name));
+  if (media === null) {
+    return `Content-Type "${header}" is not a valid media type (RFC 9110); send ${JSONAPI_MEDIA_TYPE}.`;
+  }
+  if (media.type === JSONAPI_MEDIA_TYPE) {
+    const extra = otherParameters(media, (name) => JSONAPI_PARAMETERS.has(name));
     return extra.length === 0
       ? null
       : `${JSONAPI_MEDIA_TYPE} accepts only the ext and profile parameters, not ${extra.join(', ')}.`;
   }
-  if (media?.type === 'application/json') {
-    const ok = [...media.parameters].every(
+  if (media.type === 'application/json') {
+    const ok = Object.entries(media.parameters).every(
       ([name, value]) => name === 'charset' && value.toLowerCase() === 'utf-8',
     );
     return ok ? null : 'application/json accepts only the parameter charset=utf-8.';
@@ -51,19 +79,21 @@ export function refuseRequestContentType(header: string | undefined): string | n
   return `Content-Type "${header}" is not supported; send ${JSONAPI_MEDIA_TYPE}.`;
 }
 
+const MENTIONS_JSONAPI = /vnd\.api\+json/i;
+
 /**
- * JSON:API 1.1: 406 when the Accept header lists the JSON:API media type only with parameters
- * other than `ext`/`profile`. Any other Accept (absent, `*\/*`, `application/json`…) is served.
+ * JSON:API 1.1 (Content Negotiation, servers): 406 when `Accept` holds the JSON:API media type
+ * and every instance of it carries a parameter other than `ext`/`profile` (`q` is the range's
+ * weight, not a media type parameter). Any other Accept (absent, `*\/*`, `application/json`,
+ * malformed ranges) is served: the answer is JSON:API whatever it says.
  */
 export function refuseAccept(header: string | undefined): string | null {
-  if (!header) return null;
-  const jsonApiEntries = header
-    .split(',')
-    .map((entry) => parseMediaType(entry))
-    .filter((media): media is MediaType => media?.type === JSONAPI_MEDIA_TYPE);
-  if (jsonApiEntries.length === 0) return null;
-  const acceptable = jsonApiEntries.some((media) =>
-    [...media.parameters.keys()].every((name) => JSONAPI_PARAMETERS.has(name) || name === 'q'),
+  if (!header || header === JSONAPI_MEDIA_TYPE || !MENTIONS_JSONAPI.test(header)) return null;
+  const instances = parseAccept(header).filter((media) => media?.type === JSONAPI_MEDIA_TYPE);
+  if (instances.length === 0) return null;
+  const acceptable = instances.some(
+    (media) =>
+      otherParameters(media!, (name) => JSONAPI_PARAMETERS.has(name) || name === 'q').length === 0,
   );
   return acceptable
     ? null

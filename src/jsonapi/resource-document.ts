@@ -193,9 +193,10 @@ export class ResourceDocumentParser<A> {
 
 /**
  * A document with tens of thousands of unknown members would otherwise get as many error objects:
- * a response twenty times the size of the request, and a second of CPU to build it.
+ * a response twenty times the size of the request, and a second of CPU to build it. The query
+ * parser keeps the same bound.
  */
-const MAX_LISTED_PROBLEMS = 20;
+export const MAX_LISTED_PROBLEMS = 20;
 
 const UNPAIRED_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 

@@ -6,6 +6,7 @@ import {
   ApiOperation,
   ApiParam,
   ApiProduces,
+  ApiQuery,
   ApiResponse,
 } from '@nestjs/swagger';
 import { RouteConfig } from '@nestjs/platform-fastify';
@@ -13,6 +14,7 @@ import type { ErrorCode } from '../common/domain.error';
 import { IDEMPOTENT_ROUTE_CONFIG } from '../idempotency/idempotency-claim';
 import { ERROR_CATALOG } from '../jsonapi/error-catalog';
 import { JSONAPI_MEDIA_TYPE } from '../jsonapi/media-type';
+import { includePaths, QueryRules } from '../jsonapi/resource-type';
 import { HEADERS, headerRef, IDEMPOTENCY_KEY_HEADER } from './openapi.headers';
 import {
   ERROR_MEANINGS,
@@ -38,10 +40,17 @@ export interface JsonApiOperationOptions {
   errors?: ErrorCode[];
   /** Accepts `Idempotency-Key` (the POST routes): documents it and opts the route in. */
   idempotent?: boolean;
+  /** The query parameters it honours (the same rules its query pipe enforces). */
+  query: QueryRules;
 }
 
-/** Every JSON:API route: content negotiation, the unexpected, and the unavailable. */
-const EVERY_ROUTE: ErrorCode[] = ['not_acceptable', 'internal_error', 'unavailable'];
+/** Every JSON:API route: query parameters, content negotiation, the unexpected, the unavailable. */
+const EVERY_ROUTE: ErrorCode[] = [
+  'invalid_query_parameter',
+  'not_acceptable',
+  'internal_error',
+  'unavailable',
+];
 /** Whatever the document parser (and Fastify's body handling) can refuse. */
 const BODY_PARSER: ErrorCode[] = [
   'invalid_document',
@@ -111,11 +120,52 @@ export function ApiJsonApiOperation(options: JsonApiOperationOptions): MethodDec
       }),
     );
   }
-  // The one place a route opts in to Idempotency-Key: its documentation and its route config.
-  if (options.idempotent) {
-    decorators.push(ApiHeader(IDEMPOTENCY_KEY_HEADER), RouteConfig(IDEMPOTENT_ROUTE_CONFIG));
-  }
+  // The one place a route opts in to Idempotency-Key (its documentation and its route config)
+  // and declares its query rules (for replays, which answer before the handler's query pipe).
+  if (options.idempotent) decorators.push(ApiHeader(IDEMPOTENCY_KEY_HEADER));
+  decorators.push(
+    RouteConfig({
+      ...(options.idempotent ? IDEMPOTENT_ROUTE_CONFIG : {}),
+      jsonApiQuery: options.query,
+    }),
+    ...queryParameters(options.query),
+  );
   return applyDecorators(...decorators);
+}
+
+/** `include` (where honoured) and one `fields[TYPE]` per type a response can hold. */
+function queryParameters(rules: QueryRules): MethodDecorator[] {
+  const list = (values: Iterable<string>) => ({
+    type: 'array' as const,
+    items: { type: 'string' as const, enum: [...values] },
+  });
+  const parameters: MethodDecorator[] = [];
+  if (rules.include) {
+    parameters.push(
+      ApiQuery({
+        name: 'include',
+        required: false,
+        description:
+          'Relationship paths to include, comma-separated: the related resources come in `included` (a compound document; `include=` gives an empty one). Any other path is 400 `invalid_query_parameter`.',
+        schema: list(includePaths(rules.primary)),
+        style: 'form',
+        explode: false,
+      }),
+    );
+  }
+  for (const [type, resource] of rules.types) {
+    parameters.push(
+      ApiQuery({
+        name: `fields[${type}]`,
+        required: false,
+        description: `Sparse fieldset: only these fields of every \`${type}\` resource object, comma-separated (empty: none). Unknown names are 400 \`invalid_query_parameter\`.`,
+        schema: list(resource.fields),
+        style: 'form',
+        explode: false,
+      }),
+    );
+  }
+  return parameters;
 }
 
 function successHeaders(options: JsonApiOperationOptions) {

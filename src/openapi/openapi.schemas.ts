@@ -1,11 +1,19 @@
 import type { ErrorCode } from '../common/domain.error';
 import { ERROR_CATALOG } from '../jsonapi/error-catalog';
 import type { ResourceDocumentParser, ResourceDocumentSpec } from '../jsonapi/resource-document';
-import { nestedPurchaseParser, purchaseParser, purchasePath } from '../purchases/purchase.document';
+import type { QueryRules } from '../jsonapi/resource-type';
+import {
+  nestedPurchaseParser,
+  PURCHASE_READ_QUERY,
+  purchaseParser,
+  purchasePath,
+  PURCHASES_TYPE,
+} from '../purchases/purchase.document';
 import {
   createTicketOptionParser,
   MAX_INT32,
   ticketOptionPath,
+  TICKET_OPTIONS_TYPE,
 } from '../ticket-options/ticket-option.document';
 
 /** A JSON Schema (OpenAPI 3.1 schemas are JSON Schema 2020-12). */
@@ -18,8 +26,18 @@ export const SCHEMAS = {
   nestedPurchaseRequest: 'NestedPurchaseCreateDocument',
   ticketOption: 'TicketOptionDocument',
   purchase: 'PurchaseDocument',
+  /** The purchase read: `included` when `include` was sent. */
+  purchaseCompound: 'PurchaseCompoundDocument',
+  ticketOptionResource: 'TicketOptionResource',
+  purchaseResource: 'PurchaseResource',
   errorSource: 'ErrorSource',
 } as const;
+
+/** The component schema of each type's resource object, for `included` (by `type`). */
+const RESOURCE_SCHEMA_OF: Record<string, string> = {
+  [TICKET_OPTIONS_TYPE]: SCHEMAS.ticketOptionResource,
+  [PURCHASES_TYPE]: SCHEMAS.purchaseResource,
+};
 export type SchemaName = (typeof SCHEMAS)[keyof typeof SCHEMAS];
 export type RequestSchemaName =
   | typeof SCHEMAS.ticketOptionRequest
@@ -67,6 +85,8 @@ export const ERROR_MEANINGS: Record<ErrorCode, string> = {
   invalid_purchase_quantity: 'more tickets were asked for than remain; nothing was sold',
   client_id_unsupported: 'the document carries a client-generated `data.id`',
   not_found: 'no resource has this id (or the id is not a UUID)',
+  invalid_query_parameter:
+    'a query parameter is not supported here (`sort`, `page[…]`, `filter[…]`, `include` where nothing can be included, any other name of only a–z), is repeated or malformed, or names an unknown include path, resource type or field; `source.parameter` is the parameter as sent',
   not_acceptable:
     '`Accept` lists `application/vnd.api+json` only with parameters other than `ext`/`profile`',
   type_conflict: '`data.type` is not the type this endpoint creates',
@@ -98,6 +118,7 @@ const SOURCE_OF: Partial<Record<ErrorCode, JsonSchema>> = {
   not_acceptable: parameterSource('Accept'),
   unsupported_media_type: parameterSource('Content-Type'),
   invalid_header: parameterSource(),
+  invalid_query_parameter: parameterSource(),
   idempotency_key_reused: parameterSource('Idempotency-Key'),
   idempotency_key_in_flight: parameterSource('Idempotency-Key'),
 };
@@ -201,56 +222,41 @@ function withoutParserKeywords(schema: unknown): JsonSchema {
 
 const UUID: JsonSchema = { type: 'string', format: 'uuid' };
 
-/** The response document of one resource, from the same spec as its request document. */
-function resourceDocumentSchema(
+const SPARSE_NOTE = (type: string) =>
+  `Every field is present unless \`fields[${type}]\` leaves it out (sparse fieldsets).`;
+
+/**
+ * The resource object of one type in responses, from the same spec as its request document.
+ * Attributes and relationships are not `required`: a sparse fieldset may leave any of them out.
+ */
+function resourceObjectSchema(
   spec: ResourceDocumentSpec,
   selfPath: (id: string) => string,
-  meta?: JsonSchema,
 ): JsonSchema {
   const attributes = withoutParserKeywords(structuredClone(spec.attributes));
-  const relationshipNames = Object.keys(spec.relationships);
-  const data: JsonSchema = {
+  const relationships = Object.entries(spec.relationships);
+  const members = relationships.length ? ['attributes', 'relationships'] : ['attributes'];
+  return {
     type: 'object',
-    required: [
-      'type',
-      'id',
-      'attributes',
-      ...(relationshipNames.length ? ['relationships'] : []),
-      'links',
-    ],
+    required: ['type', 'id', ...members, 'links'],
     additionalProperties: false,
     properties: {
       type: { type: 'string', const: spec.type },
       id: UUID,
       attributes: {
         type: 'object',
-        required: Object.keys(spec.attributes),
+        description: SPARSE_NOTE(spec.type),
         additionalProperties: false,
         properties: attributes,
       },
-      ...(relationshipNames.length
+      ...(relationships.length
         ? {
             relationships: {
               type: 'object',
-              required: relationshipNames,
+              description: SPARSE_NOTE(spec.type),
               additionalProperties: false,
               properties: Object.fromEntries(
-                Object.entries(spec.relationships).map(([name, { type }]) => [
-                  name,
-                  {
-                    type: 'object',
-                    required: ['data'],
-                    additionalProperties: false,
-                    properties: {
-                      data: {
-                        type: 'object',
-                        required: ['type', 'id'],
-                        additionalProperties: false,
-                        properties: { type: { type: 'string', const: type }, id: UUID },
-                      },
-                    },
-                  },
-                ]),
+                relationships.map(([name, { type }]) => [name, toOneLinkageSchema(type)]),
               ),
             },
           }
@@ -265,13 +271,63 @@ function resourceDocumentSchema(
       },
     },
   };
+}
+
+function toOneLinkageSchema(type: string): JsonSchema {
   return {
     type: 'object',
-    required: meta ? ['data', 'meta'] : ['data'],
+    required: ['data'],
     additionalProperties: false,
-    properties: meta ? { data, meta } : { data },
+    properties: {
+      data: {
+        type: 'object',
+        required: ['type', 'id'],
+        additionalProperties: false,
+        properties: { type: { type: 'string', const: type }, id: UUID },
+      },
+    },
   };
 }
+
+/** A document whose primary data is one resource object; `included` when the rules allow it. */
+function resourceDocumentSchema(
+  resource: string,
+  options: { meta?: JsonSchema; includes?: QueryRules } = {},
+): JsonSchema {
+  const properties: JsonSchema = { data: schemaRef(resource) };
+  if (options.meta) properties.meta = options.meta;
+  const included = [...(options.includes?.types.keys() ?? [])]
+    .filter((type) => type !== options.includes?.primary.type)
+    .map((type) => schemaRef(RESOURCE_SCHEMA_OF[type]));
+  if (included.length > 0) {
+    properties.included = {
+      type: 'array',
+      description:
+        'Present when `include` was sent (empty for `include=`): each related resource once.',
+      items: included.length === 1 ? included[0] : { oneOf: included },
+    };
+  }
+  return {
+    type: 'object',
+    required: options.meta ? ['data', 'meta'] : ['data'],
+    additionalProperties: false,
+    properties,
+  };
+}
+
+const TICKET_OPTION_META: JsonSchema = {
+  type: 'object',
+  required: ['remaining'],
+  additionalProperties: false,
+  properties: {
+    remaining: {
+      type: 'integer',
+      minimum: 0,
+      maximum: MAX_INT32,
+      description: 'Tickets still available now; `attributes.allocation` is the original total.',
+    },
+  },
+};
 
 /** Every component schema of the document: request documents, response documents, errors. */
 export function componentSchemas(): Record<string, JsonSchema> {
@@ -285,27 +341,21 @@ export function componentSchemas(): Record<string, JsonSchema> {
     [SCHEMAS.ticketOptionRequest]: requestDocumentSchema(createTicketOptionParser),
     [SCHEMAS.purchaseRequest]: requestDocumentSchema(purchaseParser),
     [SCHEMAS.nestedPurchaseRequest]: requestDocumentSchema(nestedPurchaseParser),
-    [SCHEMAS.ticketOption]: resourceDocumentSchema(
+    [SCHEMAS.ticketOptionResource]: resourceObjectSchema(
       createTicketOptionParser.spec,
       ticketOptionPath,
-      {
-        type: 'object',
-        required: ['remaining'],
-        additionalProperties: false,
-        properties: {
-          remaining: {
-            type: 'integer',
-            minimum: 0,
-            maximum: MAX_INT32,
-            description:
-              'Tickets still available now; `attributes.allocation` is the original total.',
-          },
-        },
-      },
     ),
-    [SCHEMAS.purchase]: resourceDocumentSchema(purchaseParser.spec, purchasePath),
+    [SCHEMAS.purchaseResource]: resourceObjectSchema(purchaseParser.spec, purchasePath),
+    [SCHEMAS.ticketOption]: resourceDocumentSchema(SCHEMAS.ticketOptionResource, {
+      meta: TICKET_OPTION_META,
+    }),
+    [SCHEMAS.purchase]: resourceDocumentSchema(SCHEMAS.purchaseResource),
+    [SCHEMAS.purchaseCompound]: resourceDocumentSchema(SCHEMAS.purchaseResource, {
+      includes: PURCHASE_READ_QUERY,
+    }),
     [SCHEMAS.errorSource]: {
-      description: 'Where the problem lies: a JSON pointer into the body, or a header name.',
+      description:
+        'Where the problem lies: a JSON pointer into the body, or a header or query parameter name.',
       oneOf: [pointerSource('^(/.*)?$'), parameterSource()],
     },
     ...errors,

@@ -1,16 +1,20 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
 import { IdempotencyClaimOf } from '../idempotency/idempotency-claim.decorator';
 import { DomainError } from '../common/domain.error';
-import { JsonApiBodyPipe, UuidPathPipe } from '../jsonapi/jsonapi-body.pipe';
+import { JsonApiBodyPipe, JsonApiQueryPipe, UuidPathPipe } from '../jsonapi/jsonapi-body.pipe';
+import { applySparseFieldsets } from '../jsonapi/query-parameters';
+import type { JsonApiQuery } from '../jsonapi/query-parameters';
 import type { ParsedResource } from '../jsonapi/resource-document';
 import { ApiJsonApiOperation } from '../openapi/api-jsonapi-operation.decorator';
 import { SCHEMAS } from '../openapi/openapi.schemas';
 import type { PurchaseAttributes } from './purchase.document';
 import {
   nestedPurchaseParser,
+  PURCHASE_CREATE_QUERY,
+  PURCHASE_READ_QUERY,
   purchaseDocument,
   purchaseParser,
   purchasePath,
@@ -37,15 +41,17 @@ export class PurchasesController {
     },
     errors: ['invalid_attribute', 'invalid_relationship', 'invalid_purchase_quantity', 'not_found'],
     idempotent: true,
+    query: PURCHASE_CREATE_QUERY,
   })
   async create(
     @Body(new JsonApiBodyPipe(purchaseParser)) document: ParsedResource<PurchaseAttributes>,
+    @Query(new JsonApiQueryPipe(PURCHASE_CREATE_QUERY)) query: JsonApiQuery,
     @Res({ passthrough: true }) reply: FastifyReply,
     @IdempotencyClaimOf() idempotency: IdempotencyClaim | undefined,
   ) {
     // The parser guarantees the required relationships are present.
     const ticketOptionId = document.relationships.ticket_option!.id;
-    return this.buy(reply, {
+    return this.buy(reply, query, {
       ticketOptionId,
       userId: document.relationships.user!.id,
       quantity: document.attributes.quantity,
@@ -76,10 +82,12 @@ export class PurchasesController {
       'id_conflict',
     ],
     idempotent: true,
+    query: PURCHASE_CREATE_QUERY,
   })
   async createForOption(
     @Param('id', UuidPathPipe) ticketOptionId: string,
     @Body(new JsonApiBodyPipe(nestedPurchaseParser)) document: ParsedResource<PurchaseAttributes>,
+    @Query(new JsonApiQueryPipe(PURCHASE_CREATE_QUERY)) query: JsonApiQuery,
     @Res({ passthrough: true }) reply: FastifyReply,
     @IdempotencyClaimOf() idempotency: IdempotencyClaim | undefined,
   ) {
@@ -91,7 +99,7 @@ export class PurchasesController {
         source: { pointer: TICKET_OPTION_ID_POINTER },
       });
     }
-    return this.buy(reply, {
+    return this.buy(reply, query, {
       ticketOptionId,
       userId: document.relationships.user!.id,
       quantity: document.attributes.quantity,
@@ -102,21 +110,33 @@ export class PurchasesController {
   @Get('purchases/:id')
   @ApiJsonApiOperation({
     summary: 'Read a purchase',
+    description:
+      '`include=ticket_option` adds the option to `included` (a compound document); `fields[TYPE]` keeps only the listed fields of that type.',
     pathId: 'The purchase id.',
     success: {
       status: 200,
-      schema: SCHEMAS.purchase,
-      description: 'The purchase, as answered when it was created.',
+      schema: SCHEMAS.purchaseCompound,
+      description: 'The purchase, as answered when it was created (with `included` if asked).',
     },
     errors: ['not_found'],
+    query: PURCHASE_READ_QUERY,
   })
-  async findOne(@Param('id', UuidPathPipe) id: string) {
-    return purchaseDocument(await this.purchases.findOne(id));
+  async findOne(
+    @Param('id', UuidPathPipe) id: string,
+    @Query(new JsonApiQueryPipe(PURCHASE_READ_QUERY)) query: JsonApiQuery,
+  ) {
+    const document =
+      query.include === null
+        ? purchaseDocument(await this.purchases.findOne(id))
+        : await this.purchases
+            .findOneIncluding(id, query.include)
+            .then(({ purchase, included }) => purchaseDocument(purchase, included));
+    return applySparseFieldsets(document, query);
   }
 
-  private async buy(reply: FastifyReply, command: PurchaseCommand) {
+  private async buy(reply: FastifyReply, query: JsonApiQuery, command: PurchaseCommand) {
     const purchase = await this.purchases.purchase(command);
     void reply.header('location', purchasePath(purchase.id));
-    return purchaseDocument(purchase);
+    return applySparseFieldsets(purchaseDocument(purchase), query);
   }
 }

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { NotFoundError } from '../common/domain.error';
 import { runStatement } from '../database/sql';
 import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
-import { purchaseDocument, PurchaseView } from './purchase.document';
+import { purchaseDocument, PurchaseIncluded, PurchaseView } from './purchase.document';
 
 export interface PurchaseCommand {
   ticketOptionId: string;
@@ -22,6 +22,21 @@ const READ_PURCHASE = {
   name: 'purchase-read',
   text: `SELECT id, ticket_option_id AS "ticketOptionId", user_id AS "userId", quantity
            FROM purchases WHERE id = $1`,
+};
+
+/** The purchase and its option in one round trip (the foreign key guarantees the option). */
+const READ_PURCHASE_WITH_OPTION = {
+  name: 'purchase-read-with-option',
+  text: `SELECT p.id, p.ticket_option_id AS "ticketOptionId", p.user_id AS "userId", p.quantity,
+                o.name, o.description, o.allocation
+           FROM purchases p JOIN ticket_options o ON o.id = p.ticket_option_id
+          WHERE p.id = $1`,
+};
+
+type PurchaseWithOptionRow = PurchaseView & {
+  name: string;
+  description: string | null;
+  allocation: number;
 };
 
 @Injectable()
@@ -56,9 +71,33 @@ export class PurchasesService {
   async findOne(id: string): Promise<PurchaseView> {
     const [view] = (await runStatement<PurchaseView>(this.orm, { ...READ_PURCHASE, values: [id] }))
       .rows;
-    if (!view) throw new NotFoundError(`Purchase ${JSON.stringify(id)} does not exist.`);
+    if (!view) throw purchaseNotFound(id);
     return view;
   }
+
+  /** The purchase and the related resources named by `include` (paths already validated). */
+  async findOneIncluding(
+    id: string,
+    include: ReadonlySet<string>,
+  ): Promise<{ purchase: PurchaseView; included: PurchaseIncluded }> {
+    if (!include.has('ticket_option')) return { purchase: await this.findOne(id), included: {} };
+    const [row] = (
+      await runStatement<PurchaseWithOptionRow>(this.orm, {
+        ...READ_PURCHASE_WITH_OPTION,
+        values: [id],
+      })
+    ).rows;
+    if (!row) throw purchaseNotFound(id);
+    const { name, description, allocation, ...purchase } = row;
+    return {
+      purchase,
+      included: { ticketOption: { id: purchase.ticketOptionId, name, description, allocation } },
+    };
+  }
+}
+
+function purchaseNotFound(id: string): NotFoundError {
+  return new NotFoundError(`Purchase ${JSON.stringify(id)} does not exist.`);
 }
 
 /** A keyed purchase's id is chosen here, so that its commit records the very answer it gets. */

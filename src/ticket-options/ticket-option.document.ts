@@ -1,4 +1,5 @@
 import { ResourceDocumentParser } from '../jsonapi/resource-document';
+import { defineResourceType, queryRules } from '../jsonapi/resource-type';
 
 export const TICKET_OPTIONS_TYPE = 'ticket_options';
 export const MAX_INT32 = 2147483647;
@@ -35,23 +36,38 @@ export const createTicketOptionParser = new ResourceDocumentParser<CreateTicketO
   relationships: {},
 });
 
+/** Ticket options have no relationships: nothing to include (the table is empty). */
+export const TICKET_OPTION_RESOURCE = defineResourceType(createTicketOptionParser.spec);
+/** `GET /ticket_options/:id`: `fields[ticket_options]`; `include` is refused (nothing to include). */
+export const TICKET_OPTION_READ_QUERY = queryRules(TICKET_OPTION_RESOURCE, { include: true });
+/** `POST /ticket_options` (and its replays): `fields[ticket_options]` on the 201. */
+export const TICKET_OPTION_CREATE_QUERY = queryRules(TICKET_OPTION_RESOURCE, { include: false });
+
 export function ticketOptionPath(id: string): string {
   return `/ticket_options/${id}`;
+}
+
+/** What a ticket option's resource object shows: what it was created with. */
+export type TicketOptionFields = Omit<TicketOptionView, 'purchased'>;
+
+/** The resource object of one option, as primary data or in another document's `included`. */
+export function ticketOptionResource(option: TicketOptionFields) {
+  return {
+    type: TICKET_OPTIONS_TYPE,
+    id: option.id,
+    attributes: {
+      name: option.name,
+      description: option.description,
+      allocation: option.allocation,
+    },
+    links: { self: ticketOptionPath(option.id) },
+  };
 }
 
 /** The JSON:API document of one option: `allocation` as created, the remainder only in `meta`. */
 export function ticketOptionDocument(option: TicketOptionView) {
   return {
-    data: {
-      type: TICKET_OPTIONS_TYPE,
-      id: option.id,
-      attributes: {
-        name: option.name,
-        description: option.description,
-        allocation: option.allocation,
-      },
-      links: { self: ticketOptionPath(option.id) },
-    },
+    data: ticketOptionResource(option),
     meta: { remaining: option.allocation - option.purchased },
   };
 }

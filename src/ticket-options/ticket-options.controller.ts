@@ -1,15 +1,19 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
 import { IdempotencyClaimOf } from '../idempotency/idempotency-claim.decorator';
 import type { ParsedResource } from '../jsonapi/resource-document';
-import { JsonApiBodyPipe, UuidPathPipe } from '../jsonapi/jsonapi-body.pipe';
+import { JsonApiBodyPipe, JsonApiQueryPipe, UuidPathPipe } from '../jsonapi/jsonapi-body.pipe';
+import { applySparseFieldsets } from '../jsonapi/query-parameters';
+import type { JsonApiQuery } from '../jsonapi/query-parameters';
 import { ApiJsonApiOperation } from '../openapi/api-jsonapi-operation.decorator';
 import { SCHEMAS } from '../openapi/openapi.schemas';
 import type { CreateTicketOptionAttributes } from './ticket-option.document';
 import {
   createTicketOptionParser,
+  TICKET_OPTION_CREATE_QUERY,
+  TICKET_OPTION_READ_QUERY,
   ticketOptionDocument,
   ticketOptionPath,
 } from './ticket-option.document';
@@ -34,16 +38,18 @@ export class TicketOptionsController {
     },
     errors: ['invalid_attribute'],
     idempotent: true,
+    query: TICKET_OPTION_CREATE_QUERY,
   })
   async create(
     @Body(new JsonApiBodyPipe(createTicketOptionParser))
     document: ParsedResource<CreateTicketOptionAttributes>,
+    @Query(new JsonApiQueryPipe(TICKET_OPTION_CREATE_QUERY)) query: JsonApiQuery,
     @Res({ passthrough: true }) reply: FastifyReply,
     @IdempotencyClaimOf() idempotency: IdempotencyClaim | undefined,
   ) {
     const option = await this.ticketOptions.create(document.attributes, idempotency);
     void reply.header('location', ticketOptionPath(option.id));
-    return ticketOptionDocument(option);
+    return applySparseFieldsets(ticketOptionDocument(option), query);
   }
 
   @Get(':id')
@@ -54,8 +60,12 @@ export class TicketOptionsController {
     pathId: 'The ticket option id.',
     success: { status: 200, schema: SCHEMAS.ticketOption, description: 'The ticket option.' },
     errors: ['not_found'],
+    query: TICKET_OPTION_READ_QUERY,
   })
-  async findOne(@Param('id', UuidPathPipe) id: string) {
-    return ticketOptionDocument(await this.ticketOptions.findOne(id));
+  async findOne(
+    @Param('id', UuidPathPipe) id: string,
+    @Query(new JsonApiQueryPipe(TICKET_OPTION_READ_QUERY)) query: JsonApiQuery,
+  ) {
+    return applySparseFieldsets(ticketOptionDocument(await this.ticketOptions.findOne(id)), query);
   }
 }

@@ -62,6 +62,10 @@ export function echoableTexts(
   body?: Buffer,
 ): string[] {
   const texts = [path, ...Object.values(headers)];
+  // Query parameter names and values, decoded, and the comma-separated items of values.
+  for (const [name, value] of new URLSearchParams(path.split('?').slice(1).join('?'))) {
+    texts.push(name, value, ...value.split(','));
+  }
   for (const segment of path.split('?', 1)[0].split('/')) {
     texts.push(segment);
     try {
