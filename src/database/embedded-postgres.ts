@@ -64,6 +64,7 @@ export async function startEmbeddedPostgres(
             ? ' (as root the server runs as the "postgres" user, which must be able to reach that directory)'
             : '') +
           `: ${String(error)}`,
+        { cause: error },
       );
     }
   }
@@ -74,6 +75,7 @@ export async function startEmbeddedPostgres(
       `The embedded PostgreSQL did not start on port ${options.port} (data in ${options.dataDir}). ` +
         'Is the port taken, or another server using that data directory? ' +
         `Set EMBEDDED_PG_PORT or DATABASE_URL. ${error instanceof Error ? error.message : ''}`.trim(),
+      { cause: error },
     );
   }
 
