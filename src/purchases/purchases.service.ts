@@ -1,11 +1,10 @@
-import { MikroORM } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { TicketOptionNotFoundError } from '../allocation/allocation.errors';
 import { TicketOptionActorRegistry } from '../allocation/ticket-option-actor.registry';
 import type { IdempotencyClaim } from '../allocation/ticket-option.store';
 import { NotFoundError } from '../common/domain.error';
-import { runStatement } from '../database/sql';
 import { PurchaseView } from './purchase.document';
+import { PurchasesRepository } from './purchases.repository';
 
 export interface PurchaseCommand {
   ticketOptionId: string;
@@ -17,17 +16,11 @@ export interface PurchaseCommand {
   idempotency?: IdempotencyClaim;
 }
 
-const READ_PURCHASE = {
-  name: 'purchase-read',
-  text: `SELECT id, ticket_option_id AS "ticketOptionId", user_id AS "userId", quantity
-           FROM purchases WHERE id = $1`,
-};
-
 @Injectable()
 export class PurchasesService {
   constructor(
     private readonly actors: TicketOptionActorRegistry,
-    private readonly orm: MikroORM,
+    private readonly purchases: PurchasesRepository,
   ) {}
 
   /** Hands the purchase to the option's actor; resolves once it is committed. */
@@ -53,8 +46,7 @@ export class PurchasesService {
   }
 
   async findOne(id: string): Promise<PurchaseView> {
-    const [view] = (await runStatement<PurchaseView>(this.orm, { ...READ_PURCHASE, values: [id] }))
-      .rows;
+    const view = await this.purchases.findById(id);
     if (!view) throw new NotFoundError(`Purchase ${JSON.stringify(id)} does not exist.`);
     return view;
   }
