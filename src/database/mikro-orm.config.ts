@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { DatabaseTimeouts } from '../config/app-config';
 import { Migrator } from '@mikro-orm/migrations';
 import { defineConfig, PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { IdempotencyKey } from '../idempotency/idempotency-key.entity';
 import { Purchase } from '../purchases/purchase.entity';
 import { TicketOption } from '../ticket-options/ticket-option.entity';
 import { Migration20261121000000InitialSchema } from './migrations/Migration20261121000000InitialSchema';
@@ -27,7 +28,7 @@ export function buildOrmOptions(settings: OrmSettings) {
   return defineConfig({
     driver: PostgreSqlDriver,
     clientUrl: settings.databaseUrl,
-    entities: [TicketOption, Purchase],
+    entities: [TicketOption, Purchase, IdempotencyKey],
     extensions: [Migrator],
     pool: { min: 0, max: settings.poolSize },
     debug: settings.debug ?? false,

@@ -1,5 +1,5 @@
 import { OptionalProps } from '@mikro-orm/core';
-import { Entity, ManyToOne, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
+import { Check, Entity, ManyToOne, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
 import { TicketOption } from '../ticket-options/ticket-option.entity';
 
 /**
@@ -7,6 +7,7 @@ import { TicketOption } from '../ticket-options/ticket-option.entity';
  * statement that raises `ticket_options.purchased` (see allocation/ticket-option.store.ts).
  */
 @Entity({ tableName: 'purchases' })
+@Check({ name: 'purchases_quantity_check', expression: '"quantity" > 0' })
 export class Purchase {
   [OptionalProps]?: 'createdAt' | 'updatedAt';
 
@@ -16,6 +17,7 @@ export class Purchase {
   @ManyToOne(() => TicketOption, {
     fieldName: 'ticket_option_id',
     deleteRule: 'restrict',
+    updateRule: 'cascade',
     index: true,
   })
   ticketOption!: TicketOption;
