@@ -1,11 +1,13 @@
 import { createApp } from './app.factory';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config';
+import { loadEnvFileIfPresent } from './config/env-file';
 import { EmbeddedPostgresHandle, startEmbeddedPostgres } from './database/embedded-postgres';
 import { createAppLogger } from './logging/app.logger';
 
 async function main(): Promise<void> {
   let config: AppConfig;
   try {
+    loadEnvFileIfPresent();
     config = loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {

@@ -23,7 +23,7 @@ export interface OrmSettings {
   debug?: boolean;
 }
 
-/** The MikroORM options shared by the application and the MikroORM CLI. */
+/** The MikroORM options shared by the application and the MikroORM CLI (mikro-orm.cli.ts). */
 export function buildOrmOptions(settings: OrmSettings) {
   return defineConfig({
     driver: PostgreSqlDriver,
@@ -60,9 +60,3 @@ export function buildOrmOptions(settings: OrmSettings) {
     },
   });
 }
-
-/** Used by `npx mikro-orm …` (migration:create, migration:up): reads DATABASE_URL. */
-export default buildOrmOptions({
-  databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-  poolSize: 2,
-});
