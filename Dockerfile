@@ -5,15 +5,14 @@
 # that `npm start` uses on a laptop are left out (about 60 MB, and a database inside an app
 # container is never what production wants). docker-compose.yml runs three of these behind nginx.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---- build: all dependencies, TypeScript -> dist/ ----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --ignore-scripts: nothing the build needs has an install script. The only script package.json's
-# allowScripts permits is the embedded PostgreSQL's, which the image never uses, and npm 10 (bundled
-# with Node 20) ignores allowScripts and would run every other one.
+# --ignore-scripts: nothing the build needs has an install script. The only scripts package.json's
+# allowScripts permits are the embedded PostgreSQL's, which the image never uses.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json nest-cli.json ./
 COPY src ./src

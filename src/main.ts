@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { createApp } from './app.factory';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config';
+import { loadEnvFileIfPresent } from './config/env-file';
 import {
   EmbeddedPostgresError,
   EmbeddedPostgresHandle,
@@ -11,6 +12,7 @@ import { createAppLogger } from './logging/app.logger';
 async function main(): Promise<void> {
   let config: AppConfig;
   try {
+    loadEnvFileIfPresent();
     config = loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {

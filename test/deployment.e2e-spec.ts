@@ -514,13 +514,15 @@ describe('Dockerfile', () => {
     expect(validateDockerfile(source)).toEqual([]);
   });
 
-  it('builds in one stage and runs Node 20, production dependencies only, as a non-root user', () => {
+  it('builds in one stage and runs Node 24 (as engines and .nvmrc say), production dependencies only, as a non-root user', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     const build = stages[0];
     expect(argumentsOf(build.instructions, 'RUN').join('\n')).toMatch(/\bnpm ci\b/);
     expect(argumentsOf(build.instructions, 'RUN').join('\n')).toMatch(/npm run build|nest build/);
 
-    expect(final.image).toMatch(/^node:20([.-]|$)/);
+    expect(final.image).toMatch(/^node:24([.-]|$)/);
+    expect(read('.nvmrc').trim()).toBe('24');
+    expect(JSON.parse(read('package.json')).engines.node).toBe('>=24');
     const finalRuns = argumentsOf(final.instructions, 'RUN');
     const installs = finalRuns.filter((run) => /\bnpm (ci|install)\b/.test(run));
     expect(installs.length).toBe(1);

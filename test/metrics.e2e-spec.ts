@@ -23,7 +23,6 @@ const NAMED_METRICS = [
   ['ticket_actors_live', 'gauge'],
   ['db_pool_connections', 'gauge'],
   ['db_pool_pending_acquires', 'gauge'],
-  ['db_pool_pending_creates', 'gauge'],
   ['db_pool_max_connections', 'gauge'],
   // prom-client's default process metrics
   ['process_cpu_seconds_total', 'counter'],

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Pool } from 'pg';
 import { auditOption, PurchaseAttempt } from './support/audit';
-import { JsonApiClient, purchaseBody } from './support/jsonapi-client';
+import { ApiResponse, JsonApiClient, purchaseBody } from './support/jsonapi-client';
 import { findFreePort } from './support/ports';
 import { ServerProcess, spawnServer, waitUntilServing } from './support/server-process';
 import { createTestDatabase, startTestApp } from './support/test-app';
@@ -69,7 +69,7 @@ function plan(cluster: Cluster, i: number) {
 
 async function attempt(cluster: Cluster, i: number, onAnswer?: () => void) {
   const { optionId, quantity, userId, client, nested } = plan(cluster, i);
-  let response = null;
+  let response: ApiResponse | null;
   try {
     response = nested
       ? await client.post(

@@ -27,9 +27,9 @@ export interface DatabaseTimeouts {
   statementMs: number;
   /** `lock_timeout` of every pooled session. */
   lockMs: number;
-  /** Opening a connection. */
+  /** Opening the migration lock's own connection (pooled ones are bounded by `acquireMs`). */
   connectMs: number;
-  /** Waiting for a free pooled connection (pool exhausted). */
+  /** Getting a pooled connection: waiting for a free one, or opening one (pg-pool has one bound). */
   acquireMs: number;
 }
 

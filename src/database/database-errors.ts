@@ -27,9 +27,8 @@ const UNAVAILABLE_NODE_CODES = new Set([
 ]);
 const UNAVAILABLE_MESSAGES = [
   /Connection terminated/i,
-  /timeout exceeded when trying to connect/i,
+  /timeout exceeded when trying to connect/i, // pg-pool: no connection within the timeout
   /Client has encountered a connection error/i,
-  /Knex: Timeout acquiring a connection/i,
 ];
 
 export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
@@ -46,11 +45,11 @@ export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
       return true;
     }
   }
-  if (name === 'KnexTimeoutError' || name === 'ConnectionException') return true;
+  if (name === 'ConnectionException') return true;
   if (typeof message === 'string' && UNAVAILABLE_MESSAGES.some((p) => p.test(message))) {
     return true;
   }
-  // MikroORM and knex wrap driver errors; AggregateError (connect to several addresses) too.
+  // MikroORM wraps driver errors; AggregateError (connect to several addresses) too.
   if (Array.isArray((error as { errors?: unknown }).errors)) {
     if ((error as { errors: unknown[] }).errors.some((e) => isDatabaseUnavailable(e, depth + 1))) {
       return true;

@@ -5,6 +5,7 @@ import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { buildOrmOptions } from './mikro-orm.config';
 import { migrateUnderLock } from './migrate';
+import { poolOf } from './sql';
 
 /** Brings the schema up to date before the application serves (never `schema.update()`). */
 @Injectable()
@@ -17,8 +18,15 @@ export class MigrateOnStart implements OnModuleInit {
   ) {}
 
   async onModuleInit(): Promise<void> {
-    const applied = await migrateUnderLock(this.orm, databaseUrlOf(this.config));
+    const applied = await migrateUnderLock(
+      this.orm,
+      databaseUrlOf(this.config),
+      this.config.dbTimeouts.connectMs,
+    );
     if (applied.length > 0) this.logger.log(`applied migrations: ${applied.join(', ')}`);
+    // Statements keep this pool from now on: once the ORM is closed they fail instead of
+    // reconnecting (see sql.ts).
+    await poolOf(this.orm);
   }
 }
 

@@ -9,12 +9,19 @@ const MIGRATION_LOCK_KEY = 7_141_981_203;
  * connection, so that many instances starting at once run them exactly once: the first takes the
  * lock and migrates, the others wait, then find nothing pending.
  */
-export async function migrateUnderLock(orm: MikroORM, databaseUrl: string): Promise<string[]> {
-  const lockClient = new Client({ connectionString: databaseUrl });
+export async function migrateUnderLock(
+  orm: MikroORM,
+  databaseUrl: string,
+  connectTimeoutMs = 0,
+): Promise<string[]> {
+  const lockClient = new Client({
+    connectionString: databaseUrl,
+    connectionTimeoutMillis: connectTimeoutMs,
+  });
   await lockClient.connect();
   try {
     await lockClient.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
-    const applied = await orm.getMigrator().up();
+    const applied = await orm.migrator.up();
     return applied.map((migration) => migration.name);
   } finally {
     // Closing the session releases the lock even if the unlock itself fails.

@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
-import { Options } from '@mikro-orm/core';
 import type { DatabaseTimeouts } from '../config/app-config';
 import { Migrator } from '@mikro-orm/migrations';
-import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { defineConfig, PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { IdempotencyKey } from '../idempotency/idempotency-key.entity';
 import { Purchase } from '../purchases/purchase.entity';
 import { TicketOption } from '../ticket-options/ticket-option.entity';
 import { Migration20261121000000InitialSchema } from './migrations/Migration20261121000000InitialSchema';
@@ -20,7 +20,6 @@ export const MIGRATIONS = [
 ];
 
 const ormLogger = new Logger('MikroORM');
-const knexLogger = new Logger('knex');
 
 export interface OrmSettings {
   databaseUrl: string;
@@ -29,12 +28,12 @@ export interface OrmSettings {
   debug?: boolean;
 }
 
-/** The MikroORM options shared by the application and the MikroORM CLI. */
-export function buildOrmOptions(settings: OrmSettings): Options<PostgreSqlDriver> {
-  return {
+/** The MikroORM options shared by the application and the MikroORM CLI (mikro-orm.cli.ts). */
+export function buildOrmOptions(settings: OrmSettings) {
+  return defineConfig({
     driver: PostgreSqlDriver,
     clientUrl: settings.databaseUrl,
-    entities: [TicketOption, Purchase],
+    entities: [TicketOption, Purchase, IdempotencyKey],
     extensions: [Migrator],
     pool: { min: 0, max: settings.poolSize },
     debug: settings.debug ?? false,
@@ -42,25 +41,15 @@ export function buildOrmOptions(settings: OrmSettings): Options<PostgreSqlDriver
     // migrator's) too; no ANSI colours inside JSON.
     logger: (message: string) => ormLogger.log(message),
     colors: false,
-    // knex would print its warnings ("Connection Error: …") with console.log, outside the JSON log.
-    driverOptions: {
-      ...(settings.timeouts && {
-        // Pool exhausted: fail after this long (knex waits 60 s by default) → 503, not a hang.
-        acquireConnectionTimeout: settings.timeouts.acquireMs,
-        connection: {
-          statement_timeout: settings.timeouts.statementMs,
-          lock_timeout: settings.timeouts.lockMs,
-          idle_in_transaction_session_timeout: settings.timeouts.statementMs * 2,
-          connectionTimeoutMillis: settings.timeouts.connectMs,
-          keepAlive: true,
-        },
-      }),
-      log: {
-        warn: (message: unknown) => knexLogger.warn(message),
-        error: (message: unknown) => knexLogger.error(message),
-        deprecate: (message: unknown) => knexLogger.warn(message),
-        debug: (message: unknown) => knexLogger.debug(message),
-      },
+    // Options of the `pg` pool (and of each of its sessions), see src/database/sql.ts.
+    driverOptions: settings.timeouts && {
+      // pg-pool bounds both the wait for a free connection (pool exhausted) and the opening of a
+      // new one with this: a 503 after it, not a hang.
+      connectionTimeoutMillis: settings.timeouts.acquireMs,
+      statement_timeout: settings.timeouts.statementMs,
+      lock_timeout: settings.timeouts.lockMs,
+      idle_in_transaction_session_timeout: settings.timeouts.statementMs * 2,
+      keepAlive: true,
     },
     // The hot path never loads entities into a context; forks are explicit.
     allowGlobalContext: false,
@@ -74,11 +63,5 @@ export function buildOrmOptions(settings: OrmSettings): Options<PostgreSqlDriver
       snapshot: false,
       emit: 'ts',
     },
-  };
+  });
 }
-
-/** Used by `npx mikro-orm …` (migration:create, migration:up): reads DATABASE_URL. */
-export default buildOrmOptions({
-  databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-  poolSize: 2,
-});

@@ -1,34 +1,82 @@
-import type { MikroORM } from '@mikro-orm/postgresql';
-import type { PoolClient, QueryConfig, QueryResultRow } from 'pg';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import { CompiledQuery, type Transaction } from 'kysely';
+import type { Pool, QueryResultRow } from 'pg';
 import { isConnectionBroken } from './database-errors';
 
-type DisposableConnection = PoolClient & { __knex__disposed?: unknown };
+/** One SQL statement with `$1…$n` parameters; `name` makes it a prepared statement. */
+export interface Statement {
+  name?: string;
+  text: string;
+  values?: readonly unknown[];
+}
 
-interface KnexClient {
-  acquireConnection(): Promise<PoolClient>;
-  releaseConnection(connection: PoolClient): Promise<void>;
+export interface StatementResult<R> {
+  rows: R[];
+  rowCount: number;
 }
 
 /**
- * Runs one statement on a connection of MikroORM's own pool (no second pool to size). For the few
- * hot or atomic statements that are clearer, and faster, as SQL than as unit-of-work flushes;
- * `config.name` makes it a prepared statement, parsed and planned once per connection.
+ * Where a statement runs: the ORM's pool, or the transaction an EntityManager has open (e.g.
+ * inside `em.transactional`), so that a repository's write joins the caller's unit of work.
+ */
+export type StatementTarget = MikroORM | EntityManager;
+
+const pools = new WeakMap<object, Promise<Pool>>();
+
+/**
+ * The `pg` pool behind MikroORM (`PostgreSqlConnection.getNativeClient()`, public API): one pool
+ * for the ORM and for our statements, so there is no second pool to size. Looked up once per ORM
+ * (at start-up, by DatabaseModule): after `orm.close()` statements fail on the ended pool rather
+ * than open a new one.
+ */
+export function poolOf(orm: MikroORM): Promise<Pool> {
+  let pool = pools.get(orm);
+  if (!pool) {
+    pool = orm.em.getConnection().getNativeClient();
+    pools.set(orm, pool);
+  }
+  return pool;
+}
+
+/**
+ * Runs one statement: the one way this service reaches the database. On the pool, a named
+ * statement is prepared once per connection (parsed and planned once), which is what the hot
+ * path's commit and the buyers' reads rely on. Inside a transaction it runs on that
+ * transaction's connection, unnamed.
  */
 export async function runStatement<R extends QueryResultRow>(
-  orm: MikroORM,
-  config: QueryConfig,
-): Promise<{ rows: R[]; rowCount: number }> {
-  const client = orm.em.getConnection().getKnex().client as KnexClient;
-  const connection = await client.acquireConnection();
+  target: StatementTarget,
+  statement: Statement,
+): Promise<StatementResult<R>> {
+  if (!('getTransactionContext' in target)) return runOnPool<R>(await poolOf(target), statement);
+  const trx = target.getTransactionContext<Transaction<unknown>>();
+  if (!trx) return runOnPool<R>(await target.getConnection().getNativeClient(), statement);
+  const result = await trx.executeQuery<R>(
+    CompiledQuery.raw(statement.text, [...(statement.values ?? [])]),
+  );
+  return { rows: result.rows, rowCount: Number(result.numAffectedRows ?? result.rows.length) };
+}
+
+async function runOnPool<R extends QueryResultRow>(
+  pool: Pool,
+  statement: Statement,
+): Promise<StatementResult<R>> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
   try {
-    const result = await connection.query<R>(config);
+    const result = await client.query<R>({
+      name: statement.name,
+      text: statement.text,
+      values: statement.values as unknown[] | undefined,
+    });
     return { rows: result.rows, rowCount: result.rowCount ?? 0 };
   } catch (error) {
-    // pg reports a dead connection asynchronously; mark it now so the pool destroys it instead of
-    // handing it to the next statement (knex's own marker, checked when a connection is acquired).
-    if (isConnectionBroken(error)) (connection as DisposableConnection).__knex__disposed = error;
+    // pg reports a dead connection asynchronously; releasing it with the error makes the pool
+    // destroy it now instead of handing it to the next statement.
+    if (isConnectionBroken(error))
+      broken = error instanceof Error ? error : new Error(String(error));
     throw error;
   } finally {
-    await client.releaseConnection(connection);
+    client.release(broken);
   }
 }

@@ -1,6 +1,7 @@
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Injectable, Logger } from '@nestjs/common';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+import { runStatement } from '../database/sql';
 
 /** How long readiness waits for PostgreSQL to answer `SELECT 1`. */
 export const DATABASE_PING_TIMEOUT_MS = 1000;
@@ -29,7 +30,7 @@ export class DatabaseHealthIndicator {
     });
     try {
       // The query may outlive the timeout; race() keeps its late outcome handled.
-      await Promise.race([this.orm.em.getConnection().execute('select 1'), timeout]);
+      await Promise.race([runStatement(this.orm, { text: 'select 1' }), timeout]);
       return check.up();
     } catch (error) {
       if (error instanceof PingTimeoutError) {

@@ -65,6 +65,15 @@ const COMPLETE = {
      WHERE key = $1 AND claim = $2 AND completed_at IS NULL`,
 };
 
+/** COMPLETE inside the transaction that created the ticket option it names. */
+const COMPLETE_WITH_EFFECT = {
+  name: 'idempotency-complete-with-effect',
+  text: `
+    UPDATE idempotency_keys
+       SET completed_at = now(), response_status = $3, response_body = $4, ticket_option_id = $5
+     WHERE key = $1 AND claim = $2 AND completed_at IS NULL`,
+};
+
 const RELEASE = {
   name: 'idempotency-release',
   text: 'DELETE FROM idempotency_keys WHERE key = $1 AND claim = $2 AND completed_at IS NULL',
@@ -190,15 +199,17 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
     claim: IdempotencyClaim,
     answer: { status: number; body: unknown; ticketOptionId: string },
   ): Promise<void> {
-    const result = await em.getConnection().execute<{ affectedRows: number }>(
-      `UPDATE idempotency_keys
-            SET completed_at = now(), response_status = ?, response_body = ?, ticket_option_id = ?
-          WHERE key = ? AND claim = ? AND completed_at IS NULL`,
-      [answer.status, JSON.stringify(answer.body), answer.ticketOptionId, claim.key, claim.claim],
-      'run',
-      em.getTransactionContext(),
-    );
-    if (result.affectedRows !== 1) {
+    const { rowCount } = await runStatement(em, {
+      ...COMPLETE_WITH_EFFECT,
+      values: [
+        claim.key,
+        claim.claim,
+        answer.status,
+        JSON.stringify(answer.body),
+        answer.ticketOptionId,
+      ],
+    });
+    if (rowCount !== 1) {
       throw new UnavailableError('The Idempotency-Key claim was lost; retry.');
     }
   }

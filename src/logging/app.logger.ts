@@ -1,6 +1,7 @@
 import type { LoggerService } from '@nestjs/common';
 import { Logger as NestPinoLogger, PinoLogger } from 'nestjs-pino';
 import pino, { DestinationStream, Logger } from 'pino';
+import pinoPretty from 'pino-pretty';
 import type { LogLevel } from '../config/app-config';
 
 /**
@@ -10,7 +11,19 @@ import type { LogLevel } from '../config/app-config';
  */
 export function createAppLogger(level: LogLevel, destination?: DestinationStream): Logger {
   const options = { level, serializers: { err: pino.stdSerializers.errWithCause } };
-  return destination ? pino(options, destination) : pino(options);
+  if (destination) return pino(options, destination);
+  if (prettyLogs(process.stdout.isTTY, process.env.NODE_ENV)) {
+    return pino(options, pinoPretty({ colorize: true, sync: true }));
+  }
+  return pino(options);
+}
+
+/**
+ * Human-readable lines for a developer at a terminal; JSON everywhere else (pipes, files, log
+ * shippers, tests that parse the lines) and always in production.
+ */
+export function prettyLogs(stdoutIsTty: boolean | undefined, nodeEnv: string | undefined): boolean {
+  return stdoutIsTty === true && nodeEnv !== 'production';
 }
 
 /**

@@ -7,17 +7,10 @@ import { TicketOptionActorRegistry } from '../allocation/ticket-option-actor.reg
 import type { RegistryStats } from '../allocation/ticket-option-actor.registry';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
+import { poolOf } from '../database/sql';
 
 /** The `route` label of requests that matched no route: raw URLs would explode cardinality. */
 export const UNMATCHED_ROUTE = 'unmatched';
-
-/** knex's tarn pool, as far as we read it. */
-interface TarnPool {
-  numUsed(): number;
-  numFree(): number;
-  numPendingAcquires(): number;
-  numPendingCreates(): number;
-}
 
 /**
  * The Prometheus metrics of one application instance, in a registry of its own (several instances
@@ -176,36 +169,24 @@ export class MetricsService implements OnModuleInit {
   }
 
   private registerPoolMetrics(): void {
-    const pool = (): TarnPool | undefined => {
-      try {
-        const client = this.orm.em.getConnection().getKnex().client as { pool?: TarnPool };
-        return client.pool ?? undefined;
-      } catch {
-        return undefined; // closed or not connected yet
-      }
-    };
+    // pg-pool's public counters; `totalCount` includes connections still being opened.
+    const pool = () => poolOf(this.orm).catch(() => undefined); // closed or not connected yet
     const connections: Gauge<'state'> = new Gauge({
       name: 'db_pool_connections',
-      help: 'Database connections of the pool, by state (used: lent out; free: idle).',
+      help: 'Database connections of the pool, by state (used: lent out or opening; free: idle).',
       labelNames: ['state'] as const,
       registers: [this.registry],
-      collect: () => {
-        const current = pool();
-        connections.set({ state: 'used' }, current?.numUsed() ?? 0);
-        connections.set({ state: 'free' }, current?.numFree() ?? 0);
+      collect: async () => {
+        const current = await pool();
+        connections.set({ state: 'used' }, (current?.totalCount ?? 0) - (current?.idleCount ?? 0));
+        connections.set({ state: 'free' }, current?.idleCount ?? 0);
       },
     });
     const pendingAcquires: Gauge = new Gauge({
       name: 'db_pool_pending_acquires',
       help: 'Requests waiting for a pool connection.',
       registers: [this.registry],
-      collect: () => pendingAcquires.set(pool()?.numPendingAcquires() ?? 0),
-    });
-    const pendingCreates: Gauge = new Gauge({
-      name: 'db_pool_pending_creates',
-      help: 'Pool connections being opened.',
-      registers: [this.registry],
-      collect: () => pendingCreates.set(pool()?.numPendingCreates() ?? 0),
+      collect: async () => pendingAcquires.set((await pool())?.waitingCount ?? 0),
     });
     new Gauge({
       name: 'db_pool_max_connections',

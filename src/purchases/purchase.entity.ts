@@ -1,4 +1,5 @@
-import { Entity, ManyToOne, OptionalProps, PrimaryKey, Property } from '@mikro-orm/core';
+import { OptionalProps } from '@mikro-orm/core';
+import { Check, Entity, ManyToOne, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
 import { TicketOption } from '../ticket-options/ticket-option.entity';
 
 /**
@@ -6,6 +7,7 @@ import { TicketOption } from '../ticket-options/ticket-option.entity';
  * statement that raises `ticket_options.purchased` (see allocation/ticket-option.store.ts).
  */
 @Entity({ tableName: 'purchases' })
+@Check({ name: 'purchases_quantity_check', expression: '"quantity" > 0' })
 export class Purchase {
   [OptionalProps]?: 'createdAt' | 'updatedAt';
 
@@ -15,6 +17,7 @@ export class Purchase {
   @ManyToOne(() => TicketOption, {
     fieldName: 'ticket_option_id',
     deleteRule: 'restrict',
+    updateRule: 'cascade',
     index: true,
   })
   ticketOption!: TicketOption;

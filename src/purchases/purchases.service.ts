@@ -1,12 +1,11 @@
-import { MikroORM } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { TicketOptionNotFoundError } from '../allocation/allocation.errors';
 import { TicketOptionActorRegistry } from '../allocation/ticket-option-actor.registry';
 import { randomUUID } from 'node:crypto';
 import { NotFoundError } from '../common/domain.error';
-import { runStatement } from '../database/sql';
 import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
 import { purchaseDocument, PurchaseIncluded, PurchaseView } from './purchase.document';
+import { PurchasesRepository } from './purchases.repository';
 
 export interface PurchaseCommand {
   ticketOptionId: string;
@@ -18,32 +17,11 @@ export interface PurchaseCommand {
   idempotency?: IdempotencyClaim;
 }
 
-const READ_PURCHASE = {
-  name: 'purchase-read',
-  text: `SELECT id, ticket_option_id AS "ticketOptionId", user_id AS "userId", quantity
-           FROM purchases WHERE id = $1`,
-};
-
-/** The purchase and its option in one round trip (the foreign key guarantees the option). */
-const READ_PURCHASE_WITH_OPTION = {
-  name: 'purchase-read-with-option',
-  text: `SELECT p.id, p.ticket_option_id AS "ticketOptionId", p.user_id AS "userId", p.quantity,
-                o.name, o.description, o.allocation
-           FROM purchases p JOIN ticket_options o ON o.id = p.ticket_option_id
-          WHERE p.id = $1`,
-};
-
-type PurchaseWithOptionRow = PurchaseView & {
-  name: string;
-  description: string | null;
-  allocation: number;
-};
-
 @Injectable()
 export class PurchasesService {
   constructor(
     private readonly actors: TicketOptionActorRegistry,
-    private readonly orm: MikroORM,
+    private readonly purchases: PurchasesRepository,
   ) {}
 
   /** Hands the purchase to the option's actor; resolves once it is committed. */
@@ -69,8 +47,7 @@ export class PurchasesService {
   }
 
   async findOne(id: string): Promise<PurchaseView> {
-    const [view] = (await runStatement<PurchaseView>(this.orm, { ...READ_PURCHASE, values: [id] }))
-      .rows;
+    const view = await this.purchases.findById(id);
     if (!view) throw purchaseNotFound(id);
     return view;
   }
@@ -81,12 +58,7 @@ export class PurchasesService {
     include: ReadonlySet<string>,
   ): Promise<{ purchase: PurchaseView; included: PurchaseIncluded }> {
     if (!include.has('ticket_option')) return { purchase: await this.findOne(id), included: {} };
-    const [row] = (
-      await runStatement<PurchaseWithOptionRow>(this.orm, {
-        ...READ_PURCHASE_WITH_OPTION,
-        values: [id],
-      })
-    ).rows;
+    const row = await this.purchases.findWithOption(id);
     if (!row) throw purchaseNotFound(id);
     const { name, description, allocation, ...purchase } = row;
     return {

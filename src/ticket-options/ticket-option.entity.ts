@@ -1,4 +1,5 @@
-import { Entity, OptionalProps, PrimaryKey, Property } from '@mikro-orm/core';
+import { OptionalProps } from '@mikro-orm/core';
+import { Check, Entity, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
 import { randomUUID } from 'node:crypto';
 
 /**
@@ -7,6 +8,13 @@ import { randomUUID } from 'node:crypto';
  * Name, description and allocation never change after creation.
  */
 @Entity({ tableName: 'ticket_options' })
+// The invariant's last line of defence (SPEC §1), as the initial migration creates it.
+@Check({ name: 'ticket_options_name_check', expression: 'char_length(btrim("name")) >= 1' })
+@Check({ name: 'ticket_options_allocation_check', expression: '"allocation" >= 0' })
+@Check({
+  name: 'ticket_options_purchased_check',
+  expression: '"purchased" >= 0 and "purchased" <= "allocation"',
+})
 export class TicketOption {
   [OptionalProps]?: 'description' | 'purchased' | 'version' | 'createdAt' | 'updatedAt';
 
@@ -25,7 +33,7 @@ export class TicketOption {
   @Property({ type: 'integer', default: 0 })
   purchased: number = 0;
 
-  @Property({ type: 'integer', version: true })
+  @Property({ type: 'integer', version: true, default: 1 })
   version!: number;
 
   @Property({ type: 'datetime', columnType: 'timestamptz', defaultRaw: 'now()' })

@@ -1,9 +1,10 @@
 import { Module } from '@nestjs/common';
 import { TicketOptionsController } from './ticket-options.controller';
+import { TicketOptionsRepository } from './ticket-options.repository';
 import { TicketOptionsService } from './ticket-options.service';
 
 @Module({
   controllers: [TicketOptionsController],
-  providers: [TicketOptionsService],
+  providers: [TicketOptionsService, TicketOptionsRepository],
 })
 export class TicketOptionsModule {}

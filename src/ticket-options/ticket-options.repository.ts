@@ -1,0 +1,57 @@
+import { MikroORM } from '@mikro-orm/postgresql';
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { runStatement, Statement, StatementTarget } from '../database/sql';
+import type { CreateTicketOptionAttributes, TicketOptionView } from './ticket-option.document';
+
+const VIEW_COLUMNS = 'id, name, description, allocation, purchased';
+
+/** `purchased`, `version` and the timestamps take the table's defaults. */
+export const INSERT_TICKET_OPTION: Statement = {
+  name: 'ticket-option-insert',
+  text: `INSERT INTO ticket_options (id, name, description, allocation) VALUES ($1, $2, $3, $4)
+         RETURNING ${VIEW_COLUMNS}`,
+};
+
+export const READ_TICKET_OPTION: Statement = {
+  name: 'ticket-option-read',
+  text: `SELECT ${VIEW_COLUMNS} FROM ticket_options WHERE id = $1`,
+};
+
+/**
+ * The `ticket_options` table, except the allocation counters, which only the option store
+ * (src/allocation/postgres-ticket-option.store.ts) writes.
+ */
+@Injectable()
+export class TicketOptionsRepository {
+  constructor(private readonly orm: MikroORM) {}
+
+  /** Inserts a new option; `within` an open transaction, the insert joins it. */
+  async create(
+    attributes: CreateTicketOptionAttributes,
+    within: StatementTarget = this.orm,
+  ): Promise<TicketOptionView> {
+    const { rows } = await runStatement<TicketOptionView>(within, {
+      ...INSERT_TICKET_OPTION,
+      values: [
+        randomUUID(),
+        attributes.name,
+        attributes.description ?? null,
+        attributes.allocation,
+      ],
+    });
+    return rows[0];
+  }
+
+  /**
+   * One prepared statement, not a unit-of-work fetch: this is the read buyers refresh during a
+   * sale, and entity hydration would cost more than the query (measured in bench scenario 5).
+   */
+  async findById(id: string): Promise<TicketOptionView | null> {
+    const { rows } = await runStatement<TicketOptionView>(this.orm, {
+      ...READ_TICKET_OPTION,
+      values: [id],
+    });
+    return rows[0] ?? null;
+  }
+}
