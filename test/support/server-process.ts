@@ -1,5 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { GENEROUS_DATABASE_TIMEOUTS } from './waiting';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -10,11 +11,19 @@ export interface ServerProcess {
   exited: Promise<number | string>;
 }
 
-/** Runs src/main.ts in a real Node process, as `npm start` would (compiled on the fly). */
+/**
+ * Runs src/main.ts in a real Node process, as `npm start` would (compiled on the fly), with the
+ * test instances' generous database timeouts unless `env` sets its own.
+ */
 export function spawnServer(env: Record<string, string>): ServerProcess {
   const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      ...GENEROUS_DATABASE_TIMEOUTS,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
