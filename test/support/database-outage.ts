@@ -56,3 +56,21 @@ export async function untilSomeoneWaitsForALock(databaseUrl: string): Promise<vo
     ),
   );
 }
+
+/** Resolves once PostgreSQL lists no session of the database (e.g. after closing every app). */
+export async function untilNoSessionOf(databaseUrl: string): Promise<void> {
+  const name = databaseNameOf(databaseUrl);
+  await withAdmin((client) =>
+    waitFor(
+      `every session of ${name} to end`,
+      async () =>
+        (
+          await client.query(
+            'SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+            [name],
+          )
+        ).rowCount,
+      (left) => left === 0,
+    ),
+  );
+}
