@@ -5,7 +5,7 @@ import { databaseNameOf, untilSomeoneWaitsForALock } from './support/database-ou
 import { JsonApiClient, purchaseBody } from './support/jsonapi-client';
 import { findFreePort } from './support/ports';
 import { ServerProcess, spawnServer, waitUntilServing } from './support/server-process';
-import { createTestDatabase, startTestApp } from './support/test-app';
+import { createTestDatabase, sidePool, startTestApp } from './support/test-app';
 import { waitFor } from './support/waiting';
 
 const PURCHASES = 2000;
@@ -46,7 +46,7 @@ async function startCluster(): Promise<Cluster> {
   const clients = ports.map((port) => new JsonApiClient(`http://127.0.0.1:${port}`));
   const small = await clients[0].createTicketOption({ name: 'Sells out early', allocation: 120 });
   const large = await clients[1].createTicketOption({ name: 'Larger', allocation: 2500 });
-  const sql = new Pool({ connectionString: database.url, max: 2 });
+  const sql = sidePool(database.url, 2);
   return {
     servers,
     clients,

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Pool } from 'pg';
 import { JsonApiClient, purchaseBody } from './support/jsonapi-client';
 import { findFreePort } from './support/ports';
 import { spawnServer, waitUntilServing } from './support/server-process';
-import { createTestDatabase } from './support/test-app';
+import { createTestDatabase, sidePool } from './support/test-app';
 import { waitFor } from './support/waiting';
 
 interface Outcome {
@@ -25,7 +24,7 @@ describe('SIGTERM under load', () => {
       DATABASE_URL: database.url,
       LOG_LEVEL: 'warn',
     });
-    const sql = new Pool({ connectionString: database.url, max: 2 });
+    const sql = sidePool(database.url, 2);
     try {
       await waitUntilServing(server, baseUrl);
       const api = new JsonApiClient(baseUrl);
