@@ -25,6 +25,7 @@ module.exports = {
     },
   ],
   maxWorkers: 2,
-  // Process and embedded-database tests start real servers; a hang still fails, just later.
-  testTimeout: 60000,
+  // Process and embedded-database tests start real servers, on machines that may be busy: a hang
+  // still fails, just later (every wait inside a test has its own deadline, test/support/waiting.ts).
+  testTimeout: 300000,
 };

@@ -471,38 +471,153 @@ const argumentsOf = (instructions: Instruction[], keyword: string): string[] =>
 /** The exec-form command of a HEALTHCHECK/CMD/ENTRYPOINT argument string. */
 const execForm = (content: string): string[] => JSON.parse(content.replace(/^CMD\s+/, ''));
 
+/** How a command ended: by itself with an exit code, or killed by the backstop below. */
+interface RunResult {
+  /** `exit N` when the command ended by itself; `killed by timeout` when the backstop ended it. */
+  end: string;
+  stdout: string;
+  stderr: string;
+}
+
+/** Far above what any command here needs on a busy machine: reaching it means a hang. */
+const RUN_BACKSTOP_MS = 60_000;
+
 /** Runs a command to its end without blocking this process (an in-process server must answer). */
-function run(command: string, args: string[], options: { env: NodeJS.ProcessEnv; cwd?: string }) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-    execFile(command, args, { ...options, timeout: 20_000 }, (error, stdout, stderr) =>
-      done({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-    );
+function run(
+  command: string,
+  args: string[],
+  options: { env: NodeJS.ProcessEnv; cwd?: string },
+): Promise<RunResult> {
+  return new Promise((done) => {
+    execFile(command, args, { ...options, timeout: RUN_BACKSTOP_MS }, (error, stdout, stderr) => {
+      let end = 'exit 0';
+      if (error?.killed) end = `killed by timeout (${error.signal})`;
+      else if (error) end = typeof error.code === 'number' ? `exit ${error.code}` : error.message;
+      done({ end, stdout, stderr });
+    });
   });
 }
 
 /**
+ * Preloaded into a healthcheck's `node -e` command: reports on stderr what its fetch saw (an
+ * answer and its status, or the error), so that "exited 1 after a 503" cannot be mistaken for
+ * "exited 1 because it gave up". Unless PROBE_CLOCK=real, the command's own AbortSignal.timeout
+ * is recorded but never fires: whether a 200 arrives within 2.5 s on a busy machine is not what
+ * these tests check (the hung-server case checks that the timeout fires, with the real clock).
+ */
+const PROBE_OBSERVER = `
+const { writeSync } = require('node:fs');
+const note = (line) => writeSync(2, 'probe: ' + line + '\\n');
+const realFetch = globalThis.fetch;
+globalThis.fetch = (...args) =>
+  realFetch(...args).then(
+    (response) => (note('answered ' + response.status), response),
+    (error) => {
+      note('failed ' + ((error && error.cause && error.cause.code) || (error && error.name)));
+      throw error;
+    },
+  );
+const realTimeout = AbortSignal.timeout.bind(AbortSignal);
+AbortSignal.timeout = (ms) => {
+  note('timeout ' + ms);
+  return process.env.PROBE_CLOCK === 'real' ? realTimeout(ms) : new AbortController().signal;
+};
+`;
+
+interface ProbeRun {
+  end: string;
+  /** What the command's fetch reported, in order (PROBE_OBSERVER's lines). */
+  seen: string[];
+}
+
+/** Runs a healthcheck's `node -e` command with PROBE_OBSERVER preloaded, on port `port`. */
+async function runProbe(
+  nodeArgs: string[],
+  port: number,
+  clock: 'held' | 'real',
+): Promise<ProbeRun> {
+  const dir = mkdtempSync(join(tmpdir(), 'probe-'));
+  try {
+    const observer = join(dir, 'observer.js');
+    writeFileSync(observer, PROBE_OBSERVER);
+    const env = { PATH: process.env.PATH, PORT: String(port), PROBE_CLOCK: clock };
+    const result = await run(process.execPath, ['-r', observer, ...nodeArgs], { env });
+    const seen = result.stderr
+      .split('\n')
+      .filter((line) => line.startsWith('probe: '))
+      .map((line) => line.slice('probe: '.length));
+    return { end: result.end, seen };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A local server on an OS-chosen port; `handler` answers (or not). */
+async function localServer(handler: Parameters<typeof createServer>[1]) {
+  const server = createServer(handler);
+  await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((closed) => server.close(closed));
+    },
+  };
+}
+
+/**
  * Runs a healthcheck's `node -e` command once per status against a local server that answers with
- * that status, then once with nothing listening; returns the exit codes and the paths it asked for.
+ * that status, then once with nothing listening, then once against a server that never answers
+ * (with the command's own timeout on the real clock); returns how each run ended, what its fetch
+ * saw, and the paths it asked for.
  */
 async function probe(nodeArgs: string[], statuses: number[]) {
   const queue = [...statuses];
   const paths: string[] = [];
-  const server = createServer((req, res) => {
+  const answering = await localServer((req, res) => {
     paths.push(req.url ?? '');
     res.writeHead(queue.shift() ?? 500).end();
   });
-  await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
-  const env = { PATH: process.env.PATH, PORT: String((server.address() as AddressInfo).port) };
-  const codes: number[] = [];
+  const runs: ProbeRun[] = [];
   try {
     for (let i = 0; i < statuses.length; i++) {
-      codes.push((await run(process.execPath, nodeArgs, { env })).code);
+      runs.push(await runProbe(nodeArgs, answering.port, 'held'));
     }
   } finally {
-    await new Promise((closed) => server.close(closed));
+    await answering.close();
   }
-  codes.push((await run(process.execPath, nodeArgs, { env })).code);
-  return { codes, paths };
+  runs.push(await runProbe(nodeArgs, answering.port, 'held'));
+  const silent = await localServer(() => undefined);
+  try {
+    runs.push(await runProbe(nodeArgs, silent.port, 'real'));
+  } finally {
+    await silent.close();
+  }
+  return { runs, paths };
+}
+
+/**
+ * What a healthcheck command must do in `probe`'s four runs: exit by itself each time, after
+ * seeing what makes it exit, with a timeout of its own below the one Docker kills it at.
+ */
+function expectHealthcheck(
+  result: Awaited<ReturnType<typeof probe>>,
+  path: string,
+  dockerTimeoutMs: number,
+) {
+  const asked = expect.stringMatching(/^timeout \d+$/);
+  expect(result).toEqual({
+    runs: [
+      { end: 'exit 0', seen: [asked, 'answered 200'] },
+      { end: 'exit 1', seen: [asked, 'answered 503'] },
+      { end: 'exit 1', seen: [asked, 'failed ECONNREFUSED'] },
+      { end: 'exit 1', seen: [asked, 'failed TimeoutError'] },
+    ],
+    paths: [path, path],
+  });
+  for (const run of result.runs) {
+    expect(Number(run.seen[0].slice('timeout '.length))).toBeLessThan(dockerTimeoutMs);
+  }
 }
 
 describe('Dockerfile', () => {
@@ -594,11 +709,11 @@ describe('Dockerfile', () => {
     expect(command.slice(0, 2)).toEqual(['node', '-e']);
     expect(command[2]).toContain('/health/live');
 
-    // 200 → healthy; 503 → unhealthy; nothing listening → unhealthy, not a hang.
-    expect(await probe(command.slice(1), [200, 503])).toEqual({
-      codes: [0, 1, 1],
-      paths: ['/health/live', '/health/live'],
-    });
+    // 200 → healthy; 503 → unhealthy; nothing listening → unhealthy; a server that never
+    // answers → unhealthy once the command's own timeout fires, before Docker's --timeout: each
+    // exits by itself, after seeing what makes it exit.
+    const timeout = seconds(/--timeout=(\S+)/.exec(flags)![1]) * 1000;
+    expectHealthcheck(await probe(command.slice(1), [200, 503]), '/health/live', timeout);
   });
 
   it('the entry point refuses to start the service without DATABASE_URL, and execs it with one', async () => {
@@ -617,7 +732,7 @@ describe('Dockerfile', () => {
         env: { PATH: path },
         cwd: dir,
       });
-      expect(without.code).toBe(1);
+      expect(without.end).toBe('exit 1'); // by itself, not killed by the backstop
       expect(without.stdout).toBe('');
       expect(without.stderr).toContain('DATABASE_URL is not set');
       expect(without.stderr).toContain('no embedded PostgreSQL');
@@ -627,7 +742,7 @@ describe('Dockerfile', () => {
         env: { PATH: path, DATABASE_URL: url },
         cwd: dir,
       });
-      expect(withUrl).toEqual({ code: 0, stdout: `started ${url}\n`, stderr: '' });
+      expect(withUrl).toEqual({ end: 'exit 0', stdout: `started ${url}\n`, stderr: '' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -640,9 +755,7 @@ describe('docker-compose.yml healthchecks', () => {
     const test: string[] = compose.services.app1.healthcheck.test;
     expect(test.slice(0, 3)).toEqual(['CMD', 'node', '-e']);
     expect(test[3]).toContain('/health/ready');
-    expect(await probe(test.slice(2), [200, 503])).toEqual({
-      codes: [0, 1, 1],
-      paths: ['/health/ready', '/health/ready'],
-    });
+    const timeout = seconds(compose.services.app1.healthcheck.timeout) * 1000;
+    expectHealthcheck(await probe(test.slice(2), [200, 503]), '/health/ready', timeout);
   });
 });

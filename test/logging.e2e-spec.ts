@@ -3,6 +3,7 @@ import { JsonApiClient, purchaseBody } from './support/jsonapi-client';
 import { findFreePort } from './support/ports';
 import { ServerProcess, spawnServer, waitUntilServing } from './support/server-process';
 import { createTestDatabase } from './support/test-app';
+import { waitFor } from './support/waiting';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -158,7 +159,12 @@ describe('logging', () => {
 
   it('LOG_LEVEL=warn drops the request lines; LOG_LEVEL=silent writes nothing at all', async () => {
     const visit = async (client: JsonApiClient) => {
-      expect((await client.get('/health/ready')).status).toBe(200);
+      // Readiness pings with a fixed 1 s budget, which a busy machine can miss once: ask again.
+      await waitFor(
+        'readiness',
+        async () => (await client.get('/health/ready')).status,
+        (status) => status === 200,
+      );
       expect((await client.get('/nowhere')).status).toBe(404);
     };
     const warn = await withServer('warn', visit);

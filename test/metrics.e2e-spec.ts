@@ -37,7 +37,9 @@ describe('metrics', () => {
   let registry: TicketOptionActorRegistry;
 
   beforeAll(async () => {
-    t = await startTestApp({ env: { DB_POOL_SIZE: '7' } });
+    // No passivation sweep during the file (however long a busy machine makes it): the live
+    // actors gauge is compared with the registry's size.
+    t = await startTestApp({ env: { DB_POOL_SIZE: '7', ACTOR_IDLE_MS: '86400000' } });
     client = new JsonApiClient(t.baseUrl);
     registry = t.app.get(TicketOptionActorRegistry);
   });

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { Pool } from 'pg';
 import { JsonApiClient, purchaseBody } from './support/jsonapi-client';
 import { findFreePort } from './support/ports';
 import { spawnServer, waitUntilServing } from './support/server-process';
-import { createTestDatabase } from './support/test-app';
+import { createTestDatabase, sidePool } from './support/test-app';
+import { waitFor } from './support/waiting';
 
 interface Outcome {
   status: number | null;
@@ -24,14 +24,14 @@ describe('SIGTERM under load', () => {
       DATABASE_URL: database.url,
       LOG_LEVEL: 'warn',
     });
-    const sql = new Pool({ connectionString: database.url, max: 2 });
+    const sql = sidePool(database.url, 2);
     try {
       await waitUntilServing(server, baseUrl);
       const api = new JsonApiClient(baseUrl);
       const optionId = await api.createTicketOption({ name: 'Drain', allocation: 1_000_000 });
 
       // Waves of purchases; SIGTERM goes out as soon as the first one is answered, so that the
-      // actor's queue is full of purchases when the drain begins and later waves meet the drain.
+      // actor's queue is full of purchases when the drain begins.
       let signalled = false;
       const fire = async (): Promise<Outcome> => {
         try {
@@ -59,11 +59,31 @@ describe('SIGTERM under load', () => {
         }
       };
       const outcomes: Outcome[] = [];
-      for (let wave = 0; wave < 6; wave++) {
-        outcomes.push(...(await Promise.all(Array.from({ length: 150 }, fire))));
+      outcomes.push(...(await Promise.all(Array.from({ length: 150 }, fire))));
+      expect(signalled).toBe(true);
+      // Later waves are sent once the drain has visibly begun (readiness says shutting_down, or
+      // the port is closed already), so they meet it whatever the machine's speed.
+      await waitFor(
+        'the drain to begin',
+        async () => {
+          try {
+            const ready = await fetch(`${baseUrl}/health/ready`);
+            return ((await ready.json()) as { status?: string }).status;
+          } catch {
+            return 'unreachable';
+          }
+        },
+        (state) => state === 'shutting_down' || state === 'unreachable',
+      );
+      const afterDrain: Outcome[] = [];
+      for (let wave = 1; wave < 6; wave++) {
+        afterDrain.push(...(await Promise.all(Array.from({ length: 150 }, fire))));
       }
+      outcomes.push(...afterDrain);
 
       expect(await server.exited).toBe(0);
+      // Once draining, nothing new is sold: every later purchase is refused or cannot connect.
+      expect(afterDrain.filter((o) => o.status !== 503 && o.status !== null)).toEqual([]);
 
       const created = outcomes.filter((o) => o.status === 201);
       const refused = outcomes.filter((o) => o.status === 503);

@@ -160,28 +160,36 @@ describe('ticket options over HTTP', () => {
     });
 
     it.each([
-      ['no data member', { meta: {} }],
-      ['data that is not an object', { data: [] }],
-      ['data without type', { data: { attributes: { name: 'n', allocation: 1 } } }],
-      ['a top-level array', [{ data: {} }]],
-      ['a top-level string', 'hello'],
-      ['null', null],
-      ['attributes that are not an object', { data: { type: 'ticket_options', attributes: 7 } }],
+      ['no data member', { meta: {} }, '/data'],
+      ['data that is not an object', { data: [] }, '/data'],
+      ['data without type', { data: { attributes: { name: 'n', allocation: 1 } } }, '/data/type'],
+      ['a top-level array', [{ data: {} }], undefined],
+      ['a top-level string', 'hello', undefined],
+      ['null', null, undefined],
+      [
+        'attributes that are not an object',
+        { data: { type: 'ticket_options', attributes: 7 } },
+        '/data/attributes',
+      ],
       [
         'an unknown top-level member',
         { data: { type: 'ticket_options', attributes: { name: 'n', allocation: 1 } }, extra: 1 },
+        '/extra',
       ],
-    ])('refuses %s with 400 invalid_document', async (_case, body) => {
+    ])('refuses %s with 400 invalid_document', async (_case, body, pointer) => {
       const response = await api.request('POST', '/ticket_options', {
         rawBody: JSON.stringify(body),
         headers: { 'content-type': JSONAPI },
       });
       expect(response.status).toBe(400);
-      expect(response.body.errors.length).toBeGreaterThan(0);
-      for (const error of response.body.errors) {
-        expect(['invalid_document', 'invalid_attribute']).toContain(error.code);
-        expect(error.status).toBe('400');
-      }
+      // The document's shape is at fault, not an attribute: one error, invalid_document, and a
+      // pointer to the member that breaks it (none when the whole document is not an object).
+      expect(response.body.errors).toEqual([
+        expect.objectContaining({ status: '400', code: 'invalid_document' }),
+      ]);
+      expect(response.body.errors[0].source).toEqual(
+        pointer === undefined ? undefined : { pointer },
+      );
     });
   });
 

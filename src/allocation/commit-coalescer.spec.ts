@@ -45,7 +45,7 @@ describe('CommitCoalescer', () => {
     });
     const first = coalescer.submit(1);
     await nextTurn();
-    const later = [2, 3, 4].map((item) => coalescer.submit(item));
+    const later = Promise.all([2, 3, 4].map((item) => coalescer.submit(item)));
     await nextTurn();
     expect(calls).toHaveLength(1); // the bound holds: 2, 3 and 4 wait
 
@@ -53,7 +53,7 @@ describe('CommitCoalescer', () => {
     await first;
     expect(calls.map((c) => c.items)).toEqual([[1], [2, 3, 4]]);
     calls[1].settle();
-    await Promise.all(later);
+    await later;
     expect(coalescer.stats).toEqual({ writes: 2, items: 4, waiting: 0, inFlight: 0 });
   });
 
@@ -83,8 +83,10 @@ describe('CommitCoalescer', () => {
     await nextTurn();
     calls[0].fail(new Error('connection lost'));
     calls[1].settle();
-    await expect(one).rejects.toThrow('connection lost');
-    await expect(two).resolves.toBe('done 2');
+    await Promise.all([
+      expect(one).rejects.toThrow('connection lost'),
+      expect(two).resolves.toBe('done 2'),
+    ]);
   });
 
   it('refuses a write that answers for fewer items than it was given', async () => {
@@ -94,6 +96,6 @@ describe('CommitCoalescer', () => {
       weight: () => 1,
     });
     const answers = [coalescer.submit(1), coalescer.submit(2)];
-    for (const answer of answers) await expect(answer).rejects.toThrow(/answered 1 of 2/);
+    await Promise.all(answers.map((answer) => expect(answer).rejects.toThrow(/answered 1 of 2/)));
   });
 });

@@ -96,19 +96,24 @@ describe('TicketOptionActorRegistry', () => {
     const other = registry.get('other');
     expect(registry.size).toBe(2); // over the bound rather than dropping work
     store.release();
-    await busy;
-    await other.purchase({ userId: USER, quantity: 1 });
+    await Promise.all([busy, other.purchase({ userId: USER, quantity: 1 })]);
   });
 
   it('passivates actors idle for longer than ACTOR_IDLE_MS and keeps their counters', async () => {
     const { registry } = registryWith({ ACTOR_IDLE_MS: '1000' });
     await buy(registry, 'a', 2);
     await buy(registry, 'a', 3);
-    await registry.get('a').whenIdle(); // its commit loop has finished
-    registry.passivateIdle(Date.now() + 500);
+    const actor = registry.get('a');
+    await actor.whenIdle(); // its commit loop has finished
+    // Times relative to its last use, not to the wall clock: however long the lines above
+    // took, it has been idle for 500 ms, then for 1,500 ms.
+    const lastUsed = actor.lastUsedAt;
+    registry.passivateIdle(lastUsed + 500);
+    expect(registry.size).toBe(1);
+    registry.passivateIdle(lastUsed + 999);
     expect(registry.size).toBe(1);
 
-    registry.passivateIdle(Date.now() + 1500);
+    registry.passivateIdle(lastUsed + 1500);
     expect(registry.size).toBe(0);
     expect(registry.stats()).toMatchObject({
       liveActors: 0,
@@ -121,13 +126,12 @@ describe('TicketOptionActorRegistry', () => {
   it('drains: queued purchases are committed and answered, new ones get 503', async () => {
     const { store, registry } = registryWith();
     store.hold();
-    const queued = [buy(registry, 'a'), buy(registry, 'a'), buy(registry, 'b')];
+    const queued = Promise.all([buy(registry, 'a'), buy(registry, 'a'), buy(registry, 'b')]);
     const drained = registry.drain();
 
     expect(() => registry.get('a')).toThrow(UnavailableError);
     store.release();
-    await drained;
-    await expect(Promise.all(queued)).resolves.toHaveLength(3);
+    await Promise.all([drained, expect(queued).resolves.toHaveLength(3)]);
     expect(registry.stats().queueDepth).toBe(0);
   });
 });

@@ -173,6 +173,31 @@ describe('TicketOptionActor', () => {
     expect(actor.stats).toMatchObject({ commits: 2, purchasesCommitted: 4 });
   });
 
+  it('answers a purchase only once the store has committed it, and never when that commit failed', async () => {
+    const store = new FakeStore({ allocation: 10, purchased: 0, version: 1 });
+    const { actor } = actorOn(store);
+    // At the moment each answer arrives, its row must already be committed.
+    const committedWhenAnswered = (receipt: { id: string }) =>
+      store.rows.some((row) => row.id === receipt.id);
+
+    store.hold();
+    let settled = false;
+    const failing = buy(actor, 2).finally(() => (settled = true));
+    await store.entered; // its commit is in flight, held by the store
+    await new Promise<void>((resolve) => setImmediate(resolve)); // any early answer would be out
+    expect(settled).toBe(false);
+    store.failNextCommit = new Error('connection lost');
+    store.release();
+    await expect(failing).rejects.toBeInstanceOf(UnavailableError);
+    expect(store.rows).toEqual([]);
+
+    store.hold();
+    const succeeding = buy(actor, 3).then(committedWhenAnswered);
+    await store.entered;
+    store.release();
+    await expect(succeeding).resolves.toBe(true);
+  });
+
   it('bounds a batch at maxBatchSize', async () => {
     const store = new FakeStore({ allocation: 100, purchased: 0, version: 1 });
     const { actor } = actorOn(store, { maxBatchSize: 2 });
@@ -191,8 +216,10 @@ describe('TicketOptionActor', () => {
     const small = buy(actor, 2);
     store.release();
 
-    await expect(big).rejects.toBeInstanceOf(InsufficientAllocationError);
-    await expect(small).resolves.toMatchObject({ quantity: 2 });
+    await Promise.all([
+      expect(big).rejects.toBeInstanceOf(InsufficientAllocationError),
+      expect(small).resolves.toMatchObject({ quantity: 2 }),
+    ]);
     expect(store.rows.map((r) => r.quantity)).toEqual([2]);
     expect(store.state).toMatchObject({ purchased: 5 });
   });
@@ -218,8 +245,10 @@ describe('TicketOptionActor', () => {
     store.release();
 
     // The first attempt (against the stale remainder of 9) loses; on reload 3 no longer fits.
-    await expect(three).rejects.toBeInstanceOf(InsufficientAllocationError);
-    await expect(two).resolves.toMatchObject({ quantity: 2 });
+    await Promise.all([
+      expect(three).rejects.toBeInstanceOf(InsufficientAllocationError),
+      expect(two).resolves.toMatchObject({ quantity: 2 }),
+    ]);
     expect(store.state).toMatchObject({ purchased: 10 });
     expect(store.rows.reduce((n, r) => n + r.quantity, 0)).toBe(10);
     expect(actor.stats.versionConflicts).toBe(1);
@@ -245,7 +274,9 @@ describe('TicketOptionActor', () => {
     const failed = [buy(actor, 1), buy(actor, 2)];
     store.release();
 
-    for (const attempt of failed) await expect(attempt).rejects.toBeInstanceOf(UnavailableError);
+    await Promise.all(
+      failed.map((attempt) => expect(attempt).rejects.toBeInstanceOf(UnavailableError)),
+    );
     expect(actor.cachedState).toBeNull();
 
     await expect(buy(actor, 2)).resolves.toMatchObject({ quantity: 2 });
@@ -266,13 +297,14 @@ describe('TicketOptionActor', () => {
     store.hold();
     const inFlight = buy(actor, 1);
     await store.entered; // the queue is empty again: this one is being committed
-    const queued = [buy(actor, 1), buy(actor, 1)];
+    // Handlers attached before anything is awaited: a rejection fails the test readably.
+    const admitted = Promise.all([inFlight, buy(actor, 1), buy(actor, 1)]);
 
     await expect(buy(actor, 1)).rejects.toBeInstanceOf(UnavailableError);
     expect(actor.stats.overloaded).toBe(1);
 
     store.release();
-    await Promise.all([inFlight, ...queued]);
+    await admitted;
     await expect(buy(actor, 1)).resolves.toMatchObject({ quantity: 1 });
     expect(store.state).toMatchObject({ purchased: 4 });
   });
@@ -281,13 +313,12 @@ describe('TicketOptionActor', () => {
     const store = new FakeStore({ allocation: 10, purchased: 0, version: 1 });
     const { actor } = actorOn(store);
     store.hold();
-    const pending = [buy(actor, 1), buy(actor, 1)];
+    const pending = Promise.all([buy(actor, 1), buy(actor, 1)]);
     expect(actor.isIdle).toBe(false);
     const idle = actor.whenIdle();
     store.release();
-    await idle;
+    await Promise.all([idle, pending]);
     expect(actor.isIdle).toBe(true);
-    await Promise.all(pending);
   });
 
   describe('with the capacity-guarded commit', () => {
@@ -316,8 +347,10 @@ describe('TicketOptionActor', () => {
       const two = buy(actor, 2);
       store.release();
 
-      await expect(three).rejects.toBeInstanceOf(InsufficientAllocationError);
-      await expect(two).resolves.toMatchObject({ quantity: 2 });
+      await Promise.all([
+        expect(three).rejects.toBeInstanceOf(InsufficientAllocationError),
+        expect(two).resolves.toMatchObject({ quantity: 2 }),
+      ]);
       expect(actor.stats.versionConflicts).toBe(1);
       expect(store.state).toMatchObject({ purchased: 10 });
       expect(store.rows.reduce((n, r) => n + r.quantity, 0)).toBe(10);

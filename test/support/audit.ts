@@ -5,6 +5,7 @@ export interface PurchaseAttempt {
   quantity: number;
   /** null when the client never got an answer (e.g. the instance was killed): outcome unknown. */
   response: ApiResponse | null;
+  /** Unique per attempt; required when `response` may be null (rows are matched by it). */
   userId?: string;
 }
 
@@ -45,14 +46,25 @@ export async function auditOption(
     acknowledged.add(id);
     expect(stored.get(id)).toBe(attempt.quantity);
   }
-  // Nothing else is, except possibly purchases whose answer was lost (matched by their user).
+  // Nothing else is, except purchases whose answer was lost: each of those is committed exactly
+  // once or not at all (matched by its user, which is unique per attempt).
+  expect(unknown.filter((a) => typeof a.userId !== 'string')).toEqual([]);
   const unknownByUser = new Map(unknown.map((a) => [a.userId, a.quantity]));
+  const claimed = new Set<string>();
   for (const row of rows) {
     if (acknowledged.has(row.id)) continue;
-    expect(unknownByUser.get(row.user_id)).toBe(row.quantity);
+    expect({ row, unknownOutcome: unknownByUser.has(row.user_id) }).toEqual({
+      row,
+      unknownOutcome: true,
+    });
+    expect(row.quantity).toBe(unknownByUser.get(row.user_id));
+    expect({ user: row.user_id, committedTwice: claimed.has(row.user_id) }).toEqual({
+      user: row.user_id,
+      committedTwice: false,
+    });
+    claimed.add(row.user_id);
   }
-  expect(rows.length).toBeLessThanOrEqual(accepted.length + unknown.length);
-  if (unknown.length === 0) expect(rows.length).toBe(accepted.length);
+  expect(rows.length).toBe(accepted.length + claimed.size);
 
   // Every refusal is justified: availability only shrinks, so the final remainder bounds it.
   const remaining = option.allocation - option.purchased;

@@ -1,4 +1,5 @@
 import { withAdmin } from './test-app';
+import { waitFor } from './waiting';
 
 export function databaseNameOf(databaseUrl: string): string {
   return decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
@@ -6,20 +7,25 @@ export function databaseNameOf(databaseUrl: string): string {
 
 /**
  * Makes one database unreachable, deterministically: new connections are refused, and every
- * open one is terminated (PostgreSQL waits until each backend has exited before returning).
+ * open one is terminated. Returns once PostgreSQL lists no session of the database any more
+ * (however long the backends take to exit on a busy machine).
  */
 export async function refuseConnections(databaseUrl: string): Promise<void> {
   const name = databaseNameOf(databaseUrl);
   await withAdmin(async (client) => {
     await client.query(`ALTER DATABASE ${client.escapeIdentifier(name)} ALLOW_CONNECTIONS false`);
-    const terminated = await client.query<{ done: boolean }>(
-      `SELECT pg_terminate_backend(pid, 10000) AS done
-         FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`,
-      [name],
+    await waitFor(
+      `every session of ${name} to end`,
+      async () =>
+        (
+          await client.query<{ pid: number }>(
+            `SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = $1 AND pid <> pg_backend_pid()`,
+            [name],
+          )
+        ).rowCount,
+      (left) => left === 0,
     );
-    if (terminated.rows.some((row) => !row.done)) {
-      throw new Error(`some connections to ${name} did not end`);
-    }
   });
 }
 
@@ -32,18 +38,39 @@ export async function allowConnections(databaseUrl: string): Promise<void> {
 
 /**
  * Resolves once some session of the database waits for a lock (e.g. an actor's commit blocked by
- * a row lock the test holds). Polls PostgreSQL's own view of it; the test timeout bounds the wait.
+ * a row lock the test holds), as PostgreSQL's own view of its sessions reports it.
  */
 export async function untilSomeoneWaitsForALock(databaseUrl: string): Promise<void> {
   const name = databaseNameOf(databaseUrl);
-  await withAdmin(async (client) => {
-    for (;;) {
-      const waiting = await client.query(
-        `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`,
-        [name],
-      );
-      if (waiting.rowCount! > 0) return;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  });
+  await withAdmin((client) =>
+    waitFor(
+      `a session of ${name} waiting for a lock`,
+      async () =>
+        (
+          await client.query(
+            `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`,
+            [name],
+          )
+        ).rowCount,
+      (waiting) => (waiting ?? 0) > 0,
+    ),
+  );
+}
+
+/** Resolves once PostgreSQL lists no session of the database (e.g. after closing every app). */
+export async function untilNoSessionOf(databaseUrl: string): Promise<void> {
+  const name = databaseNameOf(databaseUrl);
+  await withAdmin((client) =>
+    waitFor(
+      `every session of ${name} to end`,
+      async () =>
+        (
+          await client.query(
+            'SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+            [name],
+          )
+        ).rowCount,
+      (left) => left === 0,
+    ),
+  );
 }

@@ -1,5 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { GENEROUS_DATABASE_TIMEOUTS } from './waiting';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -11,8 +12,9 @@ export interface ServerProcess {
 }
 
 /**
- * Runs src/main.ts in a real Node process, as `npm start` would (compiled on the fly); or, with
- * `options`, other arguments (e.g. `dist/main.js`) in another directory.
+ * Runs src/main.ts in a real Node process, as `npm start` would (compiled on the fly), with the
+ * test instances' generous database timeouts unless `env` sets its own; or, with `options`, other
+ * arguments (e.g. `dist/main.js`) in another directory.
  */
 export function spawnServer(
   env: Record<string, string>,
@@ -21,7 +23,12 @@ export function spawnServer(
   const args = options.args ?? ['-r', 'ts-node/register/transpile-only', 'src/main.ts'];
   const child = spawn(process.execPath, args, {
     cwd: options.cwd ?? ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      ...GENEROUS_DATABASE_TIMEOUTS,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

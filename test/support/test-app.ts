@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Client, Pool } from 'pg';
 import { createApp } from '../../src/app.factory';
 import { loadConfig } from '../../src/config/app-config';
+import { GENEROUS_DATABASE_TIMEOUTS } from './waiting';
 
 function adminUrl(): string {
   const url = process.env.TEST_PG_ADMIN_URL;
@@ -36,6 +37,19 @@ export async function createTestDatabase(): Promise<{ url: string; drop(): Promi
   };
 }
 
+/**
+ * A pool of side connections for audits and for writing behind the application's back. It
+ * ignores errors of its IDLE connections: pg-pool's end() resolves before its sockets are
+ * closed, so dropping the database WITH (FORCE) right after (or a test's own outage) terminates
+ * them, and without a listener that arrives as an unhandled 'error' in whatever test runs next.
+ * A query on a broken connection still fails, visibly, in the test that made it.
+ */
+export function sidePool(databaseUrl: string, max = 3): Pool {
+  const pool = new Pool({ connectionString: databaseUrl, max });
+  pool.on('error', () => undefined);
+  return pool;
+}
+
 export interface TestApp {
   app: NestFastifyApplication;
   baseUrl: string;
@@ -54,12 +68,12 @@ export async function startTestApp(
 ): Promise<TestApp> {
   const database = options.databaseUrl ? undefined : await createTestDatabase();
   const databaseUrl = options.databaseUrl ?? database!.url;
-  const config = loadConfig({ LOG_LEVEL: 'silent', ...options.env });
+  const config = loadConfig({ LOG_LEVEL: 'silent', ...GENEROUS_DATABASE_TIMEOUTS, ...options.env });
   const app = await createApp({ ...config, databaseUrl });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.getHttpServer().address();
   if (!address || typeof address === 'string') throw new Error('no TCP address');
-  const sql = new Pool({ connectionString: databaseUrl, max: 3 });
+  const sql = sidePool(databaseUrl);
   return {
     app,
     baseUrl: `http://127.0.0.1:${address.port}`,
