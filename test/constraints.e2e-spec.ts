@@ -10,7 +10,7 @@ import { startTestApp, TestApp } from './support/test-app';
 
 /** Every CHECK constraint of the schema, by table: the ones this file proves. */
 const CHECKS = {
-  idempotency_keys: ['idempotency_keys_completion_check'],
+  idempotency_keys: ['idempotency_keys_answer_check', 'idempotency_keys_completion_check'],
   purchases: ['purchases_quantity_check'],
   ticket_options: [
     'ticket_options_allocation_check',
@@ -155,24 +155,33 @@ describe('CHECK constraints', () => {
     });
   });
 
-  describe('idempotency_keys_completion_check: completed exactly when it has a status', () => {
-    function insertKey(columns: { completed_at: string | null; response_status: number | null }) {
+  describe('idempotency_keys_completion_check / _answer_check: completed exactly when it has a status and an answer', () => {
+    function insertKey(columns: {
+      completed_at: string | null;
+      response_status: number | null;
+      response_body?: string | null;
+    }) {
+      const { completed_at, response_status } = columns;
+      const body = 'response_body' in columns ? columns.response_body : completed_at && '{}';
       return sql.query(
-        `INSERT INTO idempotency_keys (key, fingerprint, claim, completed_at, response_status)
-         VALUES ($1, $2, $3, $4, $5)`,
+        `INSERT INTO idempotency_keys
+           (key, fingerprint, claim, completed_at, response_status, response_body)
+         VALUES ($1, $2, $3, $4, $5, $6)`,
         [
           `constraint-${randomUUID()}`,
           'f'.repeat(64),
           randomUUID(),
-          columns.completed_at,
-          columns.response_status,
+          completed_at,
+          response_status,
+          body,
         ],
       );
     }
+    const now = () => new Date().toISOString();
 
     it('refuses a completed key without a response status', async () => {
       await expectViolation(
-        insertKey({ completed_at: new Date().toISOString(), response_status: null }),
+        insertKey({ completed_at: now(), response_status: null }),
         'idempotency_keys_completion_check',
       );
     });
@@ -184,13 +193,26 @@ describe('CHECK constraints', () => {
       );
     });
 
-    it('accepts a key in flight (neither) and a completed one (both)', async () => {
+    it('refuses a completed key without the answer it replays, and an answer on a key in flight', async () => {
+      await expectViolation(
+        insertKey({ completed_at: now(), response_status: 201, response_body: null }),
+        'idempotency_keys_answer_check',
+      );
+      await expectViolation(
+        insertKey({ completed_at: null, response_status: null, response_body: '{}' }),
+        'idempotency_keys_answer_check',
+      );
+    });
+
+    it('accepts a key in flight (none) and a completed one (all)', async () => {
       await expect(insertKey({ completed_at: null, response_status: null })).resolves.toMatchObject(
         { rowCount: 1 },
       );
-      await expect(
-        insertKey({ completed_at: new Date().toISOString(), response_status: 201 }),
-      ).resolves.toMatchObject({ rowCount: 1 });
+      await expect(insertKey({ completed_at: now(), response_status: 201 })).resolves.toMatchObject(
+        {
+          rowCount: 1,
+        },
+      );
     });
   });
 });

@@ -88,6 +88,7 @@ describe('the capacity guard (guarded commits)', () => {
 
     await expect(store.commit(batch(option.id, option, 3))).resolves.toEqual({
       committed: false,
+      lostClaims: [],
     });
     expect(await stored(t, option.id)).toEqual(before);
   });
@@ -113,7 +114,7 @@ describe('the capacity guard (guarded commits)', () => {
     const fits = batch(roomy.id, roomy, 5);
 
     const [refused, committed] = await commitTogether(store, [batch(full.id, full, 2), fits]);
-    expect(refused).toEqual({ committed: false });
+    expect(refused).toEqual({ committed: false, lostClaims: [] });
     expect(committed).toMatchObject({ committed: true, purchased: 5, version: 2 });
     expect(await stored(t, full.id)).toEqual(before);
     expect(await stored(t, roomy.id)).toEqual({
@@ -137,6 +138,7 @@ describe('the version check (cas commits)', () => {
 
     await expect(store.commit(batch(option.id, option, 2))).resolves.toEqual({
       committed: false,
+      lostClaims: [],
     });
     expect(await stored(t, option.id)).toEqual(before);
   });
@@ -161,7 +163,7 @@ describe('the version check (cas commits)', () => {
     const fits = batch(current.id, current, 3);
 
     const [refused, committed] = await commitTogether(store, [batch(stale.id, stale, 2), fits]);
-    expect(refused).toEqual({ committed: false });
+    expect(refused).toEqual({ committed: false, lostClaims: [] });
     expect(committed).toMatchObject({ committed: true, purchased: 3, version: 2 });
     expect(await stored(t, stale.id)).toEqual(before);
     expect((await stored(t, current.id)).purchaseIds).toEqual([fits.purchases[0].id]);
