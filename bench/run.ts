@@ -3,7 +3,7 @@
  * latency, CPU per request, audit and memory of the service and of the references.
  * Settings: bench/README.md.
  */
-import { randomUUID } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -12,13 +12,13 @@ import { findSample } from '../test/support/prometheus';
 import { pidOf, processCpuUs, treeCpuUs, usPerRequest } from './lib/cpu';
 import * as database from './lib/database';
 import { assertPortFree, envInt, Harness, portOpen, rssMb, Server } from './lib/harness';
-import { LoadSpec, purchaseBody, runLoad, scrape } from './lib/load';
+import { LoadSpec, purchaseDocument, runLoad, scrape } from './lib/load';
 import { lookUpNginx, NginxLookup, startNginx } from './lib/nginx';
 import * as report from './lib/report';
 import { deployments, RATIOS, Scenario, selectScenarios } from './scenarios';
 
 const ROOT = resolve(__dirname, '..');
-const PORTS = { services: [21001, 21002, 21003], reference: 21010, nginx: 21020, postgres: 25432 };
+const PORTS = { services: [21001, 21002, 21003], reference: 21010, nginx: 21020 };
 const DURATION_S = envInt('BENCH_DURATION_S', 10, 1, 120);
 const WARMUP_S = envInt('BENCH_WARMUP_S', 3, 0, 60);
 const REDIS = new URL(process.env.BENCH_REDIS_URL?.trim() || 'redis://127.0.0.1:6379');
@@ -31,7 +31,7 @@ class Skip extends Error {}
 
 interface Deployment {
   servers: Server[];
-  /** Sold per option when the target does not keep `ticket_options.purchased`. */
+  /** Sold per option, when the target does not keep `ticket_options.purchased`. */
   sold?: database.SoldCounters;
   redisPid?: number | null;
   /** Why the deployment could not start: each of its scenarios reports it. */
@@ -40,19 +40,16 @@ interface Deployment {
 
 let db: database.BenchDatabase;
 let workDir: string;
-let nginx: Promise<NginxLookup> | null = null;
+let nginx: NginxLookup | null = null;
 
 /** The references run as plain JavaScript, not under ts-node, whose compiler would inflate RSS. */
 function compileReferences(): void {
   const dir = join(ROOT, 'bench', 'reference');
-  const options = {
-    module: ts.ModuleKind.CommonJS,
-    target: ts.ScriptTarget.ES2022,
-    esModuleInterop: true,
-  };
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+  const { CommonJS: module } = ts.ModuleKind;
+  const compilerOptions = { module, target: ts.ScriptTarget.ES2022, esModuleInterop: true };
+  for (const file of readdirSync(dir)) {
     const source = readFileSync(join(dir, file), 'utf8');
-    const { outputText } = ts.transpileModule(source, { compilerOptions: options });
+    const { outputText } = ts.transpileModule(source, { compilerOptions });
     writeFileSync(join(workDir, file.replace(/\.ts$/, '.js')), outputText);
   }
 }
@@ -62,18 +59,15 @@ function startService(port: number, env: Record<string, string> = {}): Promise<S
   return h.node(`service-${port}`, port, join(ROOT, 'dist', 'main.js'), vars);
 }
 
-/** Sold = allocation - meta.remaining, as the target's own GET /ticket_options/:id reports it. */
-const soldViaApi =
-  (url: string): database.SoldCounters =>
-  async (ids) => {
-    type Doc = { data: { attributes: { allocation: number } }; meta: { remaining: number } };
-    const read = (id: string) =>
-      fetch(`${url}/ticket_options/${id}`).then((r) => r.json() as Promise<Doc>);
-    const docs = await Promise.all(ids.map(read));
-    return new Map(
-      ids.map((id, i) => [id, docs[i].data.attributes.allocation - docs[i].meta.remaining]),
-    );
+/** Sold = allocation - meta.remaining, as the target's own GET /ticket_options/:id says. */
+function soldViaApi(url: string): database.SoldCounters {
+  type Document = { data: { attributes: { allocation: number } }; meta: { remaining: number } };
+  const read = async (id: string) => {
+    const { data, meta } = (await (await fetch(`${url}/ticket_options/${id}`)).json()) as Document;
+    return [id, data.attributes.allocation - meta.remaining] as const;
   };
+  return async (ids) => new Map(await Promise.all(ids.map(read)));
+}
 
 async function deploy(s: Scenario, instances: number): Promise<Deployment> {
   if (s.target === 'service') {
@@ -84,33 +78,28 @@ async function deploy(s: Scenario, instances: number): Promise<Deployment> {
   if (redis && !(await portOpen(Number(REDIS.port || 6379), REDIS.hostname))) {
     throw new Skip(`Redis not reachable at ${REDIS.host} (BENCH_REDIS_URL)`);
   }
-  const prefix = `bench:${randomUUID().slice(0, 8)}:`;
-  const env = {
-    NODE_PATH: join(ROOT, 'node_modules'),
-    DATABASE_URL: db.url,
-    REDIS_URL: REDIS.href,
-    REDIS_PREFIX: prefix,
-  };
+  const [NODE_PATH, prefix] = [join(ROOT, 'node_modules'), `bench:${randomUUID().slice(0, 8)}:`];
+  const env = { NODE_PATH, DATABASE_URL: db.url, REDIS_URL: REDIS.href, REDIS_PREFIX: prefix };
   const server = await h.node(s.target, PORTS.reference, join(workDir, `${s.target}.js`), env);
   const sold = ['buckets', 'redis-gate'].includes(s.target) ? soldViaApi(server.url) : undefined;
   return { servers: [server], sold, redisPid: redis ? pidOf('redis-server') : null };
 }
 
+/** deploy/nginx.conf in front of the deployment: its app1..app3 are the deployment's ports. */
 async function balancer(d: Deployment): Promise<Server> {
-  const found = await (nginx ??= lookUpNginx(process.env.BENCH_INSTALL === '1', h.say));
+  const found = (nginx ??= lookUpNginx(process.env.BENCH_INSTALL === '1', h.say));
   if ('skipped' in found) throw new Skip(found.skipped);
   const template = readFileSync(join(ROOT, 'deploy', 'nginx.conf'), 'utf8');
   const upstreams = [0, 1, 2].map((i) => d.servers[i % d.servers.length].port);
   return startNginx(h, found.binary, template, join(workDir, 'nginx'), PORTS.nginx, upstreams);
 }
 
-// ---------------------------------------------------------------------------------------------
-// One scenario: seed, sample, warm up, measure (CPU around the window), audit.
+// One scenario: seed, warm up, measure (CPU around the window), audit.
 
 function loadSpec(s: Scenario, urls: string[], options: string[]): LoadSpec {
   let next = 0;
   const each = s.pick === 'each-once';
-  const index = () => (each ? next++ % options.length : Math.floor(Math.random() * options.length));
+  const option = () => options[each ? next++ % options.length : randomInt(options.length)];
   const purchase = s.request === 'purchase';
   return {
     urls,
@@ -118,100 +107,69 @@ function loadSpec(s: Scenario, urls: string[], options: string[]): LoadSpec {
     durationS: DURATION_S,
     amount: each ? options.length : undefined,
     method: purchase ? 'POST' : 'GET',
-    path: () => `/ticket_options/${options[index()]}${purchase ? '/purchases' : ''}`,
-    body: purchase ? purchaseBody(randomUUID()) : undefined,
+    path: () => `/ticket_options/${option()}${purchase ? '/purchases' : ''}`,
+    body: purchase ? JSON.stringify(purchaseDocument(randomUUID())) : undefined,
     successStatus: purchase ? 201 : 200,
     collectIds: purchase && s.target !== 'canned',
   };
 }
 
-/** CPU µs of each process group the scenario uses, read now. */
-function cpuNow(s: Scenario, d: Deployment, servers: Server[], nginxPid?: number) {
+/** CPU µs of each process group the scenario uses, now. */
+function cpuNow(s: Scenario, d: Deployment, servers: Server[], front: Server | null) {
   const { user, system } = process.cpuUsage();
-  const cpu: Record<string, number | null> = {
-    server: processCpuUs(servers.map((x) => x.proc.pid)),
-  };
-  cpu.generator = user + system;
+  const server = processCpuUs(servers.map((x) => x.proc.pid));
+  const cpu: Record<string, number | null> = { server, generator: user + system };
   if (s.target !== 'canned') cpu.postgres = db.postmaster ? treeCpuUs(db.postmaster) : null;
-  if (nginxPid) cpu.nginx = treeCpuUs(nginxPid);
+  if (front) cpu.nginx = treeCpuUs(front.proc.pid);
   if (d.redisPid) cpu.redis = processCpuUs([d.redisPid]);
   return cpu;
 }
 
 /** Version conflicts and live actors, summed over the instances; null for the references. */
 async function gauges(s: Scenario, servers: Server[]) {
-  const on = s.target === 'service' ? await Promise.all(servers.map((x) => scrape(x.url))) : [null];
-  const sum = (name: string) =>
-    on.every((m) => m && findSample(m, name) !== undefined)
-      ? on.reduce((n, m) => n + findSample(m!, name)!, 0)
-      : null;
+  const all = s.target === 'service' ? await Promise.all(servers.map((x) => scrape(x.url))) : [];
+  const sum = (name: string) => {
+    const values = all.map((samples) => samples && findSample(samples, name));
+    const numbers = values.filter((v) => typeof v === 'number');
+    return all.length && numbers.length === all.length ? numbers.reduce((a, b) => a + b, 0) : null;
+  };
   return {
     conflicts: sum('ticket_actor_version_conflicts_total'),
-    actorsLive: sum('ticket_actors_live'),
+    live: sum('ticket_actors_live'),
   };
 }
 
-/** Warm-up, then the measured window with CPU read around it, then the audit. */
-async function measure(
-  s: Scenario,
-  d: Deployment,
-  front: Server | null,
-): Promise<report.ScenarioReport> {
+async function measure(s: Scenario, d: Deployment, front: Server | null) {
   const servers = d.servers.slice(0, s.instances);
-  const urls = front ? [front.url] : servers.map((x) => x.url);
   const { count, allocation } = s.options;
   const seeded =
-    s.target === 'canned'
-      ? null
-      : await database.createOptions(db.pool, count, allocation, `bench ${s.id}`);
-  const spec = loadSpec(s, urls, seeded ?? [randomUUID()]);
+    s.target === 'canned' ? null : await database.createOptions(db.pool, count, allocation, s.id);
+  const spec = loadSpec(s, front ? [front.url] : servers.map((x) => x.url), seeded ?? ['canned']);
   const rssStartMb = servers.map((x) => rssMb(x.proc.pid) ?? 0);
-  const warmup =
-    spec.amount === undefined && WARMUP_S > 0
-      ? await runLoad({ ...spec, durationS: WARMUP_S })
-      : null;
+  const warmup = spec.amount || !WARMUP_S ? null : await runLoad({ ...spec, durationS: WARMUP_S });
   // A broken target fails here with its answers, not with "0/s".
-  if (warmup?.successes === 0)
-    throw new Error(`warm-up answers: ${JSON.stringify(warmup.statusCounts)}`);
-  const [before, since] = [
-    { ...(await gauges(s, servers)), cpu: cpuNow(s, d, servers, front?.proc.pid) },
-    new Date(),
-  ];
-  const { ids, successesWithoutId, ...load } = await runLoad(spec);
-  const cpu = cpuNow(s, d, servers, front?.proc.pid);
-  const rss = servers.map((x) => rssMb(x.proc.pid) ?? 0);
-  const acknowledged = {
-    ids: [...(warmup?.ids ?? []), ...ids],
-    withoutId: successesWithoutId + (warmup?.successesWithoutId ?? 0),
-  };
-  const audited = seeded && spec.collectIds ? await audit(seeded, d, acknowledged, since) : null;
-  const { conflicts, actorsLive } = await gauges(s, servers);
-  const perRequest = (k: string): [string, number | null] => [
-    k,
-    usPerRequest(before.cpu[k], cpu[k], load.completed),
-  ];
+  if (warmup?.successes === 0) throw new Error(`answers: ${JSON.stringify(warmup.statusCounts)}`);
+  const before = { ...(await gauges(s, servers)), cpu: cpuNow(s, d, servers, front) };
+  const since = new Date();
+  const { ids, ...load } = await runLoad(spec);
+  const cpu = cpuNow(s, d, servers, front);
+  const rssMbAfter = servers.map((x) => rssMb(x.proc.pid) ?? 0);
+  const acknowledged = [...(warmup?.ids ?? []), ...ids];
+  const audited = seeded && (await audit(seeded, d, acknowledged, since));
+  const after = await gauges(s, servers);
+  const perRequest = (k: string) => [k, usPerRequest(before.cpu[k], cpu[k], load.completed)];
+  const conflicts = after.conflicts === null ? null : after.conflicts - (before.conflicts ?? 0);
   return {
-    scenario: s,
-    status: 'ok',
-    load,
-    ...(audited ?? { audit: null, meanBatch: null }),
-    conflicts:
-      conflicts === null || before.conflicts === null ? null : conflicts - before.conflicts,
-    rssStartMb,
-    rssMb: rss,
-    actorsLive,
-    cpuUsPerRequest: Object.fromEntries(Object.keys(cpu).map(perRequest)),
+    ...{ load, audit: null, meanBatch: null, ...audited, conflicts, actorsLive: after.live },
+    ...{ rssStartMb, rssMb: rssMbAfter },
+    cpuUsPerRequest: Object.fromEntries(Object.keys(cpu).map(perRequest)) as report.Cpu,
   };
 }
 
-async function audit(
-  options: string[],
-  d: Deployment,
-  ack: { ids: string[]; withoutId: number },
-  since: Date,
-) {
+async function audit(options: string[], d: Deployment, acknowledged: string[], since: Date) {
+  if (acknowledged.length === 0) return null;
   await database.waitForQuiescence(db.pool, options);
-  const audited = await database.auditPurchases(db.pool, options, ack.ids, ack.withoutId, d.sold);
+  const audited = await database.auditPurchases(db.pool, options, acknowledged, d.sold);
   return { audit: audited, meanBatch: await database.meanBatchSize(db.pool, options, since) };
 }
 
@@ -221,69 +179,43 @@ async function runScenario(s: Scenario, d: Deployment): Promise<report.ScenarioR
   try {
     if (d.failure) throw d.failure;
     if (s.routing === 'nginx') front = await balancer(d);
-    const result = await measure(s, d, front);
-    const [f, cpu] = [result.load!, Object.entries(result.cpuUsPerRequest)];
-    const perRequest = cpu.map(([k, v]) => `${k} ${report.fmt(v)}`).join(', ');
-    h.say(
-      `scenario ${s.id}: ${report.fmt(f.throughput)}/s, p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms, non-2xx ${f.non2xx}, errors ${f.errors}, audit ${result.audit?.summary ?? 'n/a'}, µs/request: ${perRequest}`,
-    );
+    const result = { scenario: s, status: 'ok' as const, ...(await measure(s, d, front)) };
+    h.say(`scenario ${s.id}: ${report.summary(result)}`);
     return result;
   } catch (error) {
-    const [status, reason] = [
-      error instanceof Skip ? 'skipped' : 'failed',
-      (error as Error).message,
-    ] as const;
+    const status = error instanceof Skip ? 'skipped' : 'failed';
+    const reason = error instanceof Error ? error.message : String(error);
     h.say(`scenario ${s.id}: ${status.toUpperCase()}: ${reason}`);
-    const empty = { load: null, audit: null, conflicts: null, meanBatch: null, actorsLive: null };
-    return {
-      scenario: s,
-      status,
-      reason,
-      ...empty,
-      rssStartMb: [],
-      rssMb: [],
-      cpuUsPerRequest: {},
-    };
+    return { scenario: s, status, reason, ...report.NOT_RUN };
   } finally {
     if (front) await h.stop(front.proc);
   }
 }
 
-// ---------------------------------------------------------------------------------------------
+export type BenchReport = ReturnType<typeof benchReport>;
 
-function benchReport(scenarios: report.ScenarioReport[], notes: string[]): report.BenchReport {
+function benchReport(scenarios: report.ScenarioReport[], notes: string[]) {
   const byId = new Map(scenarios.map((r) => [r.scenario.id, r]));
-  const quotient = (
-    a: string,
-    b: string,
-    read: (r: report.ScenarioReport) => number | null | undefined,
-  ) => {
-    const [top, bottom] = [byId.get(a), byId.get(b)].map((r) =>
-      r?.status === 'ok' ? read(r) : null,
-    );
+  const ratio = (a: string, b: string, read: (r: report.ScenarioReport) => number | null) => {
+    const [top, bottom] = [byId.get(a), byId.get(b)].map((r) => (r?.load ? read(r) : null));
     return top && bottom ? top / bottom : null;
   };
-  const settings = ['BENCH_DURATION_S', 'BENCH_WARMUP_S', 'BENCH_SCENARIOS'].filter(
+  const set = ['BENCH_DURATION_S', 'BENCH_WARMUP_S', 'BENCH_SCENARIOS'].filter(
     (k) => process.env[k],
   );
-  const command = [
-    ...(db.embedded ? [] : ['BENCH_DATABASE_URL=…']),
-    ...settings.map((k) => `${k}=${process.env[k]}`),
-  ];
-  const byNumber = (a: report.ScenarioReport, b: report.ScenarioReport) =>
-    a.scenario.id.localeCompare(b.scenario.id, 'en', { numeric: true });
+  const command = set.map((k) => `${k}=${process.env[k]}`);
+  if (!db.embedded) command.unshift('BENCH_DATABASE_URL=…');
+  const numeric = { numeric: true };
+  scenarios.sort((a, b) => a.scenario.id.localeCompare(b.scenario.id, 'en', numeric));
   return {
-    ...report.machine([...command, 'npm run bench'].join(' '), db.description, h.startedAt),
-    durationS: DURATION_S,
-    warmupS: WARMUP_S,
-    scenarios: scenarios.sort(byNumber),
-    ratios: RATIOS.map((r) => ({
-      ...r,
-      throughput: quotient(r.numerator, r.denominator, (x) => x.load?.throughput),
-      server: quotient(r.numerator, r.denominator, (x) => x.cpuUsPerRequest.server),
-      postgres: quotient(r.numerator, r.denominator, (x) => x.cpuUsPerRequest.postgres),
+    ...report.machine([...command, 'npm run bench'].join(' '), db.description, h),
+    ...{ durationS: DURATION_S, warmupS: WARMUP_S, scenarios, notes },
+    ratios: RATIOS.map(({ label, numerator: a, denominator: b }) => ({
+      ...{ label, numerator: a, denominator: b },
+      throughput: ratio(a, b, (x) => x.load?.throughput ?? null),
+      server: ratio(a, b, (x) => x.cpuUsPerRequest.server ?? null),
+      postgres: ratio(a, b, (x) => x.cpuUsPerRequest.postgres ?? null),
     })),
-    notes,
   };
 }
 
@@ -292,11 +224,7 @@ async function prepare(scenarios: Scenario[]): Promise<string[]> {
   workDir = mkdtempSync(join(tmpdir(), 'ticket-bench-'));
   h.onCleanup(() => rmSync(workDir, { recursive: true, force: true }));
   for (const port of [...PORTS.services, PORTS.reference, PORTS.nginx]) await assertPortFree(port);
-  const where = {
-    urlVariable: 'BENCH_DATABASE_URL',
-    port: PORTS.postgres,
-    dataDir: 'bench-postgres',
-  };
+  const where = { urlVariable: 'BENCH_DATABASE_URL', port: 25432, dataDir: 'bench-postgres' };
   db = await database.openDatabase(h, { ...where, database: 'bench' });
   h.say(`database: ${db.description}`);
   h.onCleanup(() => db.pool.query('DROP TABLE IF EXISTS bench_ticket_option_buckets'));
@@ -304,16 +232,11 @@ async function prepare(scenarios: Scenario[]): Promise<string[]> {
   if (db.embedded) await database.resetTables(db.pool);
   compileReferences();
   // Before any load: installing nginx must not overlap a measurement.
-  if (scenarios.some((s) => s.routing === 'nginx'))
-    await (nginx = lookUpNginx(process.env.BENCH_INSTALL === '1', h.say));
-  const notes = db.embedded
-    ? []
-    : [
-        'BENCH_DATABASE_URL: existing rows kept, fresh options per scenario; PostgreSQL CPU covers the whole server, other clients too.',
-      ];
-  return db.postmaster === null
-    ? [...notes, 'PostgreSQL runs elsewhere: its CPU per request is n/a.']
-    : notes;
+  const install = process.env.BENCH_INSTALL === '1';
+  if (scenarios.some((s) => s.routing === 'nginx')) nginx = lookUpNginx(install, h.say);
+  const notes = db.embedded ? [] : [report.EXTERNAL_DATABASE];
+  if (db.postmaster === null) notes.push('PostgreSQL runs elsewhere: its CPU per request is n/a.');
+  return notes;
 }
 
 async function main(): Promise<boolean> {
@@ -325,28 +248,21 @@ async function main(): Promise<boolean> {
   const reports: report.ScenarioReport[] = [];
   for (const group of deployments(scenarios)) {
     const instances = Math.max(...group.map((s) => s.instances));
-    const d = await deploy(group[0], instances).catch((failure: Error): Deployment => ({
-      servers: [],
-      failure,
-    }));
+    const failed = (failure: Error): Deployment => ({ servers: [], failure });
+    const d = await deploy(group[0], instances).catch(failed);
     for (const s of group) reports.push(await runScenario(s, d));
     await Promise.all(d.servers.map((x) => h.stop(x.proc)));
   }
   const bench = benchReport(reports, notes);
   const markdown = report.renderBench(bench);
   const dir = process.env.BENCH_RESULTS_DIR?.trim() || join(ROOT, 'bench', 'results');
-  const files = {
-    'latest.md': markdown,
-    'latest.json': bench,
-    'throughput.svg': report.throughputSvg(bench),
-  };
-  const written = report.writeResults(dir, files);
+  const written = report.writeResults(dir, { 'latest.md': markdown, 'latest.json': bench });
   console.log(`\n${markdown}`);
-  const failed = reports
-    .filter((r) => r.status === 'failed' || (r.audit && !r.audit.ok))
-    .map((r) => r.scenario.id);
-  h.say(`written: ${written.join(', ')}${failed.length ? `; FAILED: ${failed.join(', ')}` : ''}`);
-  return failed.length === 0;
+  const bad = reports.filter((r) => r.status === 'failed' || r.audit?.ok === false);
+  h.say(
+    `written: ${written.join(', ')}; failed: ${bad.map((r) => r.scenario.id).join(', ') || 'none'}`,
+  );
+  return bad.length === 0;
 }
 
 h.run('BENCH_TIMEOUT_S', main);

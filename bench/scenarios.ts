@@ -66,13 +66,8 @@ export const SCENARIOS: Scenario[] = [
   hot('6c', 'canned 201 behind nginx (cost of the balancer hop)', 'canned', { routing: 'nginx' }),
 ];
 
-export interface Ratio {
-  label: string;
-  numerator: string;
-  denominator: string;
-}
-
-export const RATIOS: Ratio[] = (
+/** The ratios the README reports, numerator / denominator, from one run. */
+export const RATIOS = (
   [
     ['service (1) / bare Fastify + pg, same design (6d): the framework', '1', '6d'],
     ['service (1) / row lock (6a)', '1', '6a'],
@@ -103,10 +98,7 @@ export function deployments(scenarios: Scenario[]): Scenario[][] {
 
 /** BENCH_SCENARIOS=1,6d,… keeps only those (smoke runs); an unknown id is an error. */
 export function selectScenarios(filter = ''): Scenario[] {
-  const wanted = filter
-    .split(',')
-    .map((id) => id.trim())
-    .filter(Boolean);
+  const wanted: string[] = filter.match(/[^,\s]+/g) ?? [];
   const unknown = wanted.filter((id) => !SCENARIOS.some((s) => s.id === id));
   if (unknown.length > 0) throw new Error(`BENCH_SCENARIOS: no scenario ${unknown.join(', ')}`);
   return wanted.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => wanted.includes(s.id));

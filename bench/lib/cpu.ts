@@ -46,19 +46,20 @@ export function treeCpuUs(root: number): number | null {
   );
 }
 
-/** µs of CPU per answered request over a window; null when a reading failed or nothing answered. */
-export const usPerRequest = (before: number | null, after: number | null, answered: number) =>
-  before === null || after === null || answered <= 0 ? null : (after - before) / answered;
+/** µs of CPU per answered request over a window; null when a reading failed or none answered. */
+export const usPerRequest = (before: number | null, after: number | null, n: number) =>
+  before === null || after === null || n <= 0 ? null : (after - before) / n;
 
 /** The first process whose command name is `name` (e.g. redis-server); null if none. */
 export function pidOf(name: string): number | null {
-  const comm = (pid: string) => {
+  const comm = (pid: string) => readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  const pids = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
+  const found = pids.find((pid) => {
     try {
-      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      return comm(pid) === name;
     } catch {
-      return null;
+      return false;
     }
-  };
-  const found = readdirSync('/proc').find((entry) => /^\d+$/.test(entry) && comm(entry) === name);
+  });
   return found ? Number(found) : null;
 }

@@ -7,22 +7,17 @@ import { startEmbeddedPostgres } from '../../src/database/embedded-postgres';
 import { ppidOf } from './cpu';
 import { assertPortFree, Harness, sleep } from './harness';
 
-export interface BenchDatabase {
-  url: string;
-  /** Printable: never the password. */
-  description: string;
-  embedded: boolean;
-  /** A small pool for seeding and auditing. */
-  pool: Pool;
-  /** The postmaster's pid when the server runs on this machine (its CPU is read from /proc). */
-  postmaster: number | null;
-}
+export type BenchDatabase = Awaited<ReturnType<typeof openDatabase>>;
 
-/** `urlVariable` (an existing database) if set, else an embedded PostgreSQL under `.data/`. */
+/**
+ * `urlVariable` (an existing database) if set, else an embedded PostgreSQL under `.data/`; with a
+ * printable description (no password), a small pool for seeding and auditing, and the
+ * postmaster's pid when the server runs on this machine (its CPU is read from /proc).
+ */
 export async function openDatabase(
   h: Harness,
   o: { urlVariable: string; port: number; dataDir: string; database: string },
-): Promise<BenchDatabase> {
+) {
   let url = process.env[o.urlVariable]?.trim() ?? '';
   let description = `embedded PostgreSQL on 127.0.0.1:${o.port} (data in .data/${o.dataDir})`;
   if (url) {
@@ -73,17 +68,7 @@ export async function waitForQuiescence(pool: Pool, optionIds: string[]): Promis
   }
 }
 
-export interface AuditResult {
-  ok: boolean;
-  /** "ok", or what failed, in one line. */
-  summary: string;
-  /** 201 answers the load generator saw; purchase rows of the options; the sold counters' sum. */
-  acknowledged: number;
-  rows: number;
-  sold: number;
-  /** Rows whose 201 was never read (in flight when the generator closed its connections). */
-  unacknowledged: number;
-}
+export type AuditResult = Awaited<ReturnType<typeof auditPurchases>>;
 
 /** Sold per option as the target counts it, when that is not `ticket_options.purchased`. */
 export type SoldCounters = (optionIds: string[]) => Promise<Map<string, number>>;
@@ -97,68 +82,61 @@ interface OptionRow {
 }
 
 /**
- * SPEC section 1 after the fact: every purchase acknowledged with 201 exists for its option, and
- * per option SUM(quantity) == sold <= allocation (sold: `purchased`, or the target's counters).
+ * SPEC section 1 after the fact: every purchase acknowledged with 201 ('': one without a readable
+ * id) exists for its option, and per option SUM(quantity) == sold <= allocation (sold:
+ * `purchased`, or the target's own counters).
  */
 export async function auditPurchases(
   pool: Pool,
   optionIds: string[],
   acknowledged: string[],
-  withoutId: number,
   soldCounters?: SoldCounters,
-): Promise<AuditResult> {
-  const unique = [...new Set(acknowledged)];
+) {
+  const unique = [...new Set(acknowledged.filter(Boolean))];
   const { rows: missing } = await pool.query<{ id: string }>(
     `SELECT u::text AS id FROM unnest($1::uuid[]) AS u WHERE NOT EXISTS (
        SELECT 1 FROM purchases p WHERE p.id = u AND p.ticket_option_id = ANY($2::uuid[]))`,
     [unique, optionIds],
   );
   const { rows: options } = await pool.query<OptionRow>(
-    `SELECT o.id, o.allocation, o.purchased, COALESCE(SUM(p.quantity), 0)::int AS quantity, count(p.id)::int AS rows
+    `SELECT o.id, o.allocation, o.purchased, COALESCE(SUM(p.quantity), 0)::int AS quantity,
+            count(p.id)::int AS rows
        FROM ticket_options o LEFT JOIN purchases p ON p.ticket_option_id = o.id
       WHERE o.id = ANY($1::uuid[]) GROUP BY o.id`,
     [optionIds],
   );
   const counters = soldCounters ? await soldCounters(optionIds) : null;
   const sold = (o: OptionRow) => (counters ? (counters.get(o.id) ?? 0) : o.purchased);
-  const broken = options.filter(
-    (o) => o.quantity !== sold(o) || sold(o) > o.allocation || sold(o) < 0,
-  );
+  const broken = options
+    .filter((o) => o.quantity !== sold(o) || sold(o) > o.allocation || sold(o) < 0)
+    .map(
+      (o) => `${o.id}: SUM(quantity) ${o.quantity}, sold ${sold(o)}, allocation ${o.allocation}`,
+    );
   const problems = [
-    [withoutId, `${withoutId} answers were 201 without a data.id`],
-    [
-      acknowledged.length - unique.length,
-      `${acknowledged.length - unique.length} purchase ids were acknowledged twice`,
-    ],
+    [acknowledged.length - acknowledged.filter(Boolean).length, 'answers were 201 without data.id'],
+    [acknowledged.filter(Boolean).length - unique.length, 'purchase ids were acknowledged twice'],
     [
       missing.length,
-      `${missing.length} acknowledged purchases are missing (e.g. ${missing
-        .slice(0, 5)
+      `acknowledged purchases are missing (${missing
+        .slice(0, 3)
         .map((m) => m.id)
         .join(', ')})`,
     ],
-    [
-      optionIds.length - options.length,
-      `${optionIds.length - options.length} ticket options are missing`,
-    ],
+    [optionIds.length - options.length, 'ticket options are missing'],
     [
       broken.length,
-      `${broken.length} options break SUM(quantity) == sold <= allocation (${broken
-        .slice(0, 3)
-        .map(
-          (o) =>
-            `${o.id}: SUM(quantity)=${o.quantity}, sold=${sold(o)}, allocation=${o.allocation}`,
-        )
-        .join('; ')})`,
+      `options break SUM(quantity) == sold <= allocation (${broken.slice(0, 3).join('; ')})`,
     ],
-  ].flatMap(([count, text]) => (count ? [text as string] : []));
+  ].flatMap(([n, what]) => (n ? [`${n} ${what}`] : []));
   const rows = options.reduce((n, o) => n + o.rows, 0);
   return {
     ok: problems.length === 0,
+    /** "ok", or what failed, in one line. */
     summary: problems.length === 0 ? 'ok' : `FAILED: ${problems.join('; ')}`,
     acknowledged: acknowledged.length,
     rows,
     sold: options.reduce((n, o) => n + sold(o), 0),
+    /** Rows whose 201 was never read (in flight when the generator closed its connections). */
     unacknowledged: rows - (unique.length - missing.length),
   };
 }

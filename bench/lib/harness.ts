@@ -9,19 +9,9 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 
 export const HOST = '127.0.0.1';
-/** Answers 404 from every server here: any HTTP answer means "up". */
-const PROBE_PATH = '/ticket_options/00000000-0000-4000-8000-000000000000';
 
-export interface Proc {
-  readonly name: string;
-  readonly pid: number;
-  readonly logFile: string;
-  /** Resolves with the exit code (or signal) once the process is gone. */
-  readonly exited: Promise<string>;
-  hasExited(): boolean;
-  /** The last lines it printed, for error messages. */
-  tail(): string;
-}
+/** A started process; `exited` resolves with its exit code (or signal) once it is gone. */
+export type Proc = ReturnType<Harness['spawn']>;
 
 export interface Server {
   proc: Proc;
@@ -29,17 +19,14 @@ export interface Server {
   port: number;
 }
 
-export const sleep = (ms: number): Promise<void> =>
-  new Promise((r) => setTimeout(r, Math.max(0, ms)));
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 
 /** An integer setting from the environment, within bounds; a bad value stops the run at once. */
 export function envInt(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name]?.trim();
   const value = raw ? Number(raw) : fallback;
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
-  }
-  return value;
+  if (Number.isInteger(value) && value >= min && value <= max) return value;
+  throw new Error(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
 }
 
 /** Resident memory of a live process in MB, from /proc; null once it is gone. */
@@ -72,39 +59,26 @@ export class Harness {
     this.cleanups.push(step);
   }
 
-  /** Output goes to `logDir/<name>.log` and a short tail in memory, never to the terminal. */
-  spawn(name: string, command: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): Proc {
+  /** Output goes to `logDir/<name>.log`, never to the terminal. */
+  spawn(name: string, command: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string) {
     const logFile = join(this.options.logDir, `${name}.log`);
     const log = createWriteStream(logFile);
     const child = spawn(command, args, { cwd: cwd ?? this.options.root, env, stdio: 'pipe' });
     if (child.pid === undefined) throw new Error(`could not start ${name} (${command})`);
-    const [pid, lines] = [child.pid, [] as string[]];
-    const record = (chunk: Buffer): void => {
-      log.write(chunk);
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      lines.splice(0, Math.max(0, lines.length - 30));
-    };
-    child.stdout.on('data', record);
-    child.stderr.on('data', record);
+    const pid = child.pid;
+    child.stdout.pipe(log, { end: false });
+    child.stderr.pipe(log, { end: false });
     let done = false;
     const exited = new Promise<string>((resolve) => {
       const end = (outcome: string): void => {
         done = true;
         this.children.delete(pid);
-        log.end();
-        resolve(outcome);
+        log.end(() => resolve(outcome));
       };
       child.once('exit', (code, signal) => end(signal ?? String(code)));
       child.once('error', (error) => end(`spawn error: ${error.message}`));
     });
-    const proc = {
-      name,
-      pid,
-      logFile,
-      exited,
-      hasExited: () => done,
-      tail: () => lines.join('\n'),
-    };
+    const proc = { name, pid, logFile, exited, hasExited: () => done };
     this.children.set(pid, { proc, child });
     return proc;
   }
@@ -114,9 +88,7 @@ export class Harness {
     await assertPortFree(port);
     const vars = { ...process.env, ...env, PORT: String(port), HOST };
     const proc = this.spawn(name, process.execPath, [script], vars);
-    const url = `http://${HOST}:${port}`;
-    await waitForHttp(proc, url);
-    return { proc, url, port };
+    return { proc, url: await waitForHttp(proc, `http://${HOST}:${port}`), port };
   }
 
   /** SIGTERM (the service drains and exits 0), SIGKILL after `graceMs`. */
@@ -124,10 +96,8 @@ export class Harness {
     const child = this.children.get(proc.pid)?.child;
     if (!child || proc.hasExited()) return;
     child.kill('SIGTERM');
-    if ((await Promise.race([proc.exited, sleep(graceMs).then(() => 'timeout')])) === 'timeout') {
-      child.kill('SIGKILL');
-      await proc.exited;
-    }
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await proc.exited.finally(() => clearTimeout(timer));
   }
 
   private cleanUp(): Promise<void> {
@@ -156,7 +126,7 @@ export class Harness {
     process.on('exit', () => this.children.forEach(({ child }) => child.kill('SIGKILL')));
     const late = () => abort(`exceeded ${timeoutVariable}=${timeoutS} s and was aborted`, 2);
     const deadline = setTimeout(late, timeoutS * 1000);
-    const failed = (error: unknown) => {
+    const failed = (error: unknown): boolean => {
       console.error(`[${label}] failed:`, error instanceof Error ? error.message : error);
       return false;
     };
@@ -187,22 +157,28 @@ export const portOpen = (port: number, host = HOST): Promise<boolean> =>
 /** A leftover on the port would answer our probe and be measured instead of what we start. */
 export async function assertPortFree(port: number): Promise<void> {
   if (await portOpen(port))
-    throw new Error(`port ${port} on ${HOST} is in use (a leftover of an earlier run?)`);
+    throw new Error(`port ${port} is in use (a leftover of an earlier run?)`);
 }
 
-/** Waits until the process answers HTTP at all (any status), or fails with its last output. */
-export async function waitForHttp(proc: Proc, url: string, timeoutMs = 60_000): Promise<void> {
-  const failure = (what: string) =>
-    new Error(`${proc.name} ${what}; ${proc.logFile}:\n${proc.tail()}`);
+/** Waits until the process answers HTTP at all (any status: a 404 means "up"). */
+export async function waitForHttp(proc: Proc, url: string, timeoutMs = 60_000): Promise<string> {
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(200)) {
-    if (proc.hasExited()) throw failure(`exited before answering (${await proc.exited})`);
-    const answered = await fetch(`${url}${PROBE_PATH}`, { signal: AbortSignal.timeout(1000) })
-      .then((response) => response.text())
-      .then(
-        () => true,
-        () => false,
-      );
-    if (answered) return;
+    if (proc.hasExited())
+      throw new Error(`${proc.name} exited (${await proc.exited}); see ${proc.logFile}`);
+    const probe = fetch(`${url}/ticket_options/00000000-0000-4000-8000-000000000000`, {
+      signal: AbortSignal.timeout(1000),
+    });
+    if (
+      await probe
+        .then((r) => r.text())
+        .then(
+          () => true,
+          () => false,
+        )
+    )
+      return url;
   }
-  throw failure(`did not answer ${url} within ${timeoutMs / 1000} s`);
+  throw new Error(
+    `${proc.name} did not answer ${url} within ${timeoutMs / 1000} s; see ${proc.logFile}`,
+  );
 }

@@ -20,24 +20,7 @@ export interface LoadSpec {
   collectIds: boolean;
 }
 
-export interface LoadResult {
-  durationS: number;
-  successes: number;
-  /** Every answer, whatever its status: the denominator of CPU per request. */
-  completed: number;
-  /** Successful answers per second: purchases/s or reads/s. */
-  throughput: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-  statusCounts: Record<string, number>;
-  ids: string[];
-  /** Successful answers without a readable `data.id` (an audit failure). */
-  successesWithoutId: number;
-}
+export type LoadResult = Awaited<ReturnType<typeof runLoad>>;
 
 export function idOf(body: string): string | null {
   try {
@@ -48,51 +31,58 @@ export function idOf(body: string): string | null {
   }
 }
 
-export const purchaseBody = (userId: string): string =>
-  JSON.stringify({
-    data: {
-      type: 'purchases',
-      attributes: { quantity: 1 },
-      relationships: { user: { data: { type: 'users', id: userId } } },
-    },
-  });
+export function purchaseDocument(userId: string) {
+  const relationships = { user: { data: { type: 'users', id: userId } } };
+  return { data: { type: 'purchases', attributes: { quantity: 1 }, relationships } };
+}
 
-export function runLoad(spec: LoadSpec): Promise<LoadResult> {
+type Result = Parameters<Parameters<typeof autocannon>[1]>[1];
+
+/**
+ * Resolves with the run's figures and `ids`: the `data.id` of every successful answer when
+ * `collectIds` ('' for one without a readable id, an audit failure).
+ */
+export function runLoad(spec: LoadSpec) {
   const ids: string[] = [];
-  let successesWithoutId = 0;
-  const request: autocannon.Request = {
+  const onResponse = (status: number, text: string) => {
+    if (spec.collectIds && status === spec.successStatus) ids.push(idOf(text) ?? '');
+  };
+  const request = {
     method: spec.method,
     headers: { 'content-type': JSON_API, accept: JSON_API },
     body: spec.body,
     // Before every request, the first one included.
-    setupRequest: (copy) => ({ ...copy, path: spec.path() }),
-    onResponse: (status, body) => {
-      if (!spec.collectIds || status !== spec.successStatus) return;
-      const id = idOf(body);
-      if (id) ids.push(id);
-      else successesWithoutId++;
-    },
+    setupRequest: <T>(r: T) => ({ ...r, path: spec.path() }),
+    onResponse,
   };
   const url = spec.urls.length === 1 ? spec.urls[0] : spec.urls;
   // A fixed amount still gets a time bound: every load loop ends by itself.
   const duration = spec.amount === undefined ? spec.durationS : 600;
-  const { connections, amount } = spec;
-  const options = { url, connections, duration, amount, timeout: 10, requests: [request] };
-  return new Promise((resolve, reject) =>
-    autocannon(options, (error, r) => {
-      if (error) return reject(error);
-      const statusCounts = Object.fromEntries(
-        Object.entries(r.statusCodeStats).map(([status, { count }]) => [status, count]),
-      );
-      const successes = statusCounts[spec.successStatus] ?? 0;
-      const completed = Object.values(statusCounts).reduce((sum, n) => sum + n, 0);
-      const { duration: durationS, non2xx, errors, timeouts, latency } = r;
-      const throughput = durationS > 0 ? successes / durationS : 0;
-      const [p50Ms, p99Ms, maxMs] = [latency.p50, latency.p99, latency.max];
-      const counts = { durationS, successes, completed, throughput, non2xx, errors, timeouts };
-      resolve({ ...counts, p50Ms, p99Ms, maxMs, statusCounts, ids, successesWithoutId });
+  const options = { url, connections: spec.connections, duration, amount: spec.amount };
+  return new Promise<ReturnType<typeof figures> & { ids: string[] }>((resolve, reject) =>
+    autocannon({ ...options, timeout: 10, requests: [request] }, (error, result) => {
+      if (error) reject(error);
+      else resolve({ ...figures(result, spec.successStatus), ids });
     }),
   );
+}
+
+function figures(r: Result, successStatus: number) {
+  const counts = Object.entries(r.statusCodeStats).map(([s, { count }]) => [s, count] as const);
+  const statusCounts = Object.fromEntries(counts);
+  const successes = statusCounts[successStatus] ?? 0;
+  return {
+    durationS: r.duration,
+    successes,
+    /** Every answer, whatever its status: the denominator of CPU per request. */
+    completed: counts.reduce((sum, [, n]) => sum + n, 0),
+    /** Successful answers per second: purchases/s or reads/s. */
+    throughput: r.duration > 0 ? successes / r.duration : 0,
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    maxMs: r.latency.max,
+    ...{ non2xx: r.non2xx, errors: r.errors, timeouts: r.timeouts, statusCounts },
+  };
 }
 
 /** Every sample of one instance's GET /metrics; null when it does not answer 200. */

@@ -1,12 +1,15 @@
 /**
- * The one report writer of the bench and the soak: markdown, JSON and an SVG chart in the results
- * directory, the formatting both pages use, and the bench's page.
+ * The one report writer of the bench and the soak: markdown and JSON in the results directory,
+ * the formatting both pages use, and the bench's page.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, platform, release } from 'node:os';
 import { join } from 'node:path';
-import type { Ratio, Scenario, Target } from '../scenarios';
+import type { BenchReport } from '../run';
+import type { Scenario } from '../scenarios';
 import type { AuditResult } from './database';
+import type { Harness } from './harness';
 import type { LoadResult } from './load';
 
 export const fmtInt = (value: number): string => Math.round(value).toLocaleString('en-US');
@@ -16,8 +19,6 @@ export const fmt = (value: number | null | undefined, digits = 0): string =>
     : digits === 0
       ? fmtInt(value)
       : value.toFixed(digits);
-export const xml = (text: string): string =>
-  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** A markdown table from `a | b | c` headers and rows; the first column left, the others right. */
 export function table(headers: string, rows: string[]): string {
@@ -25,31 +26,35 @@ export function table(headers: string, rows: string[]): string {
   return [`| ${headers} |`, `| ${rule.join(' | ')} |`, ...rows].join('\n');
 }
 
-export interface Machine {
-  command: string;
-  date: string;
-  node: string;
-  platform: string;
-  cpus: string;
-  database: string;
-  /** Service tuning variables passed through to the instances (DB_*, ACTOR_*, …). */
-  tuning: Record<string, string>;
-  elapsedS: number;
+export type Machine = ReturnType<typeof machine>;
+
+/** The commit measured, and whether src/ differs from it (the build takes the working tree). */
+function revision(root: string): string {
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8' });
+  try {
+    const dirty = git('status', '--porcelain', '--', 'src').split('\n').filter(Boolean).length;
+    const changes = dirty ? ` + uncommitted changes in src/ (${dirty} files)` : '';
+    return `${git('rev-parse', '--short', 'HEAD').trim()}${changes}`;
+  } catch {
+    return 'unknown (git unavailable)';
+  }
 }
 
-export function machine(command: string, database: string, startedAt: number): Machine {
+/** Where and how a run ran; `tuning`: the service's variables passed on (DB_*, ACTOR_*, …). */
+export function machine(command: string, database: string, h: Harness) {
   const settings = Object.entries(process.env).filter(
     (e): e is [string, string] => /^(DB|ACTOR|IDEMPOTENCY)_[A-Z_]+$/.test(e[0]) && !!e[1],
   );
   return {
     command: [...settings.map(([k, v]) => `${k}=${v}`), command].join(' '),
+    revision: revision(h.options.root),
     date: new Date().toISOString(),
     node: process.version,
     platform: `${platform()} ${release()}`,
     cpus: `${cpus().length} (${cpus()[0]?.model.trim() ?? 'unknown'})`,
     database,
     tuning: Object.fromEntries(settings),
-    elapsedS: Math.round((Date.now() - startedAt) / 1000),
+    elapsedS: Math.round((Date.now() - h.startedAt) / 1000),
   };
 }
 
@@ -57,7 +62,7 @@ export function environment(m: Machine, extra: string[] = []): string {
   const tuning = Object.entries(m.tuning).map(([k, v]) => `${k}=${v}`);
   return `## Environment
 
-- command: \`${m.command}\`; date: ${m.date}; run: ${fmtInt(m.elapsedS)} s
+- command: \`${m.command}\` at ${m.revision}; date: ${m.date}; run: ${fmtInt(m.elapsedS)} s
 - node ${m.node} on ${m.platform}; CPUs: ${m.cpus}, shared by the load generator, the servers and PostgreSQL
 - database: ${m.database}
 ${extra.map((line) => `${line}\n`).join('')}- service tuning from the environment: ${tuning.join(', ') || 'none (defaults)'}
@@ -74,35 +79,42 @@ export function writeResults(directory: string, files: Record<string, string | o
   });
 }
 
-// ---------------------------------------------------------------------------------------------
 // The bench's page
+
+export type Cpu = Record<string, number | null>;
 
 export interface ScenarioReport {
   scenario: Scenario;
   status: 'ok' | 'skipped' | 'failed';
   /** Why it was skipped or failed. */
   reason?: string;
-  load: Omit<LoadResult, 'ids' | 'successesWithoutId'> | null;
+  load: Omit<LoadResult, 'ids'> | null;
   /** null: nothing to audit (reads, canned). */
   audit: AuditResult | null;
-  conflicts: number | null;
   meanBatch: number | null;
+  conflicts: number | null;
+  actorsLive: number | null;
   /** Per process serving the scenario, before the warm-up and after the run. */
   rssStartMb: number[];
   rssMb: number[];
-  actorsLive: number | null;
   /** CPU µs per answered request over the measured window, per process group. */
-  cpuUsPerRequest: Record<string, number | null>;
+  cpuUsPerRequest: Cpu;
 }
 
-export interface BenchReport extends Machine {
-  durationS: number;
-  warmupS: number;
-  scenarios: ScenarioReport[];
-  ratios: Array<
-    Ratio & { throughput: number | null; server: number | null; postgres: number | null }
-  >;
-  notes: string[];
+export const NOT_RUN = {
+  ...{ load: null, audit: null, meanBatch: null, conflicts: null, actorsLive: null },
+  ...{ rssStartMb: [], rssMb: [], cpuUsPerRequest: {} },
+};
+
+export const EXTERNAL_DATABASE =
+  'BENCH_DATABASE_URL: existing rows were kept and every scenario used fresh options; the ' +
+  "PostgreSQL CPU covers the whole server's processes, other clients' included.";
+
+/** One line for the progress output. */
+export function summary(r: ScenarioReport): string {
+  const [f, cpu] = [r.load!, Object.entries(r.cpuUsPerRequest)];
+  const perRequest = cpu.map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
+  return `${fmt(f.throughput)}/s, p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms, non-2xx ${f.non2xx}, errors ${f.errors}, audit ${r.audit?.summary ?? 'n/a'}, µs/request: ${perRequest}`;
 }
 
 const total = (values: number[]): number => values.reduce((a, b) => a + b, 0);
@@ -163,39 +175,4 @@ Audit: every purchase answered 201 is in \`purchases\`, and on every option SUM(
 CPU per request: utime + stime from \`/proc/<pid>/stat\` (clock ticks, \`getconf CLK_TCK\`), read just before and just after the measured window, divided by the answers completed in it (any status). server: the process(es) serving the scenario; PostgreSQL: the postmaster (with its reaped children's time) and every process whose parent it is; nginx: its master and workers; redis: redis-server. The load generator's own CPU is in latest.json (\`generator\`).
 ${notes ? `\n## Notes\n\n${notes}\n` : ''}
 ${environment(report)}`;
-}
-
-const COLORS: Record<Target, string> = {
-  service: '#2563eb',
-  bare: '#059669',
-  'row-lock': '#dc2626',
-  buckets: '#d97706',
-  'redis-gate': '#7c3aed',
-  canned: '#6b7280',
-};
-
-/** Throughput per scenario as horizontal bars, linear scale, the value on every bar. */
-export function throughputSvg(report: BenchReport): string {
-  const rows = report.scenarios;
-  const max = Math.max(1, ...rows.map((r) => r.load?.throughput ?? 0));
-  const height = 80 + rows.length * 30 + 20 * Object.keys(COLORS).length;
-  const bars = rows.map((r, i) => {
-    const [y, value] = [64 + i * 30, r.load?.throughput ?? 0];
-    const w = Math.max(1, (value / max) * 410);
-    const label = `<text x="410" y="${y + 19}" text-anchor="end">${xml(`${r.scenario.id}. ${r.scenario.title}`.slice(0, 60))}</text>`;
-    if (!r.load)
-      return `${label}<text x="420" y="${y + 19}" fill="#b45309" font-style="italic">${r.status}</text>`;
-    return `${label}<rect x="420" y="${y + 5}" width="${w.toFixed(1)}" height="20" fill="${COLORS[r.scenario.target]}"/><text x="${(428 + w).toFixed(1)}" y="${y + 19}" font-weight="bold">${fmtInt(value)}/s</text>`;
-  });
-  const legend = Object.entries(COLORS).map(([target, color], i) => {
-    const y = 80 + rows.length * 30 + i * 20;
-    return `<rect x="420" y="${y}" width="14" height="14" fill="${color}"/><text x="442" y="${y + 12}">${target}</text>`;
-  });
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="980" height="${height}" font-family="Helvetica, Arial, sans-serif" font-size="13">
-<rect width="980" height="${height}" fill="#ffffff"/>
-<text x="20" y="28" font-size="18" font-weight="bold">Throughput per scenario (successful answers per second)</text>
-<text x="20" y="48" fill="#555">${xml(`${report.date.slice(0, 10)} · ${report.cpus} CPUs · node ${report.node} · ${report.durationS} s per scenario`)}</text>
-${[...bars, ...legend].join('\n')}
-</svg>
-`;
 }

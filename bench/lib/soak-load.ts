@@ -71,20 +71,15 @@ export class PacedLoad {
   async run(phase: Phase) {
     [this.stopped, this.counts] = [false, { sent: 0, dropped: 0, inFlight: 0 }];
     const [c, start, closed] = [this.counts, performance.now(), phase.rate === null];
-    const open = () =>
-      !this.stopped &&
-      c.sent + c.dropped < phase.maxRequests &&
-      performance.now() - start < phase.durationMs;
+    const [sent, elapsed] = [() => c.sent + c.dropped, () => performance.now() - start];
+    const open = () => !this.stopped && sent() < phase.maxRequests && elapsed() < phase.durationMs;
     // Closed loop: every answer sends the next request.
     const refill = (): void => {
       while (closed && c.inFlight < phase.maxInFlight && open()) this.send(phase, refill);
     };
     for (refill(); open(); await sleep(closed ? 50 : 5)) {
-      const due = Math.min(
-        phase.maxRequests,
-        ((performance.now() - start) * (phase.rate ?? 0)) / 1000,
-      );
-      while (!closed && c.sent + c.dropped < due && open()) {
+      const due = Math.min(phase.maxRequests, (elapsed() * (phase.rate ?? 0)) / 1000);
+      while (!closed && sent() < due && open()) {
         if (c.inFlight < phase.maxInFlight) this.send(phase);
         else {
           c.dropped++;
@@ -92,7 +87,7 @@ export class PacedLoad {
         }
       }
     }
-    const elapsedMs = performance.now() - start;
+    const elapsedMs = elapsed();
     // Every request has its own timeout, so this ends; the deadline is a second guard.
     const until = performance.now() + this.timeoutMs + 2000;
     while (c.inFlight > 0 && performance.now() < until) await sleep(10);
@@ -101,16 +96,10 @@ export class PacedLoad {
   }
 
   private send(phase: Phase, then?: () => void): void {
-    const planned = phase.next();
-    const [url, started, c] = [this.urls[planned.target], performance.now(), this.counts];
+    const [planned, started, c] = [phase.next(), performance.now(), this.counts];
+    const url = new URL(planned.path, this.urls[planned.target]);
     const headers = { accept: JSON_API, 'content-type': JSON_API, ...planned.headers };
-    const options = {
-      host: url.hostname,
-      port: url.port,
-      method: planned.method,
-      path: planned.path,
-      headers,
-    };
+    const options = { agent: this.agents[planned.target], method: planned.method, headers };
     c.sent++;
     c.inFlight++;
     const finish = (outcome: Outcome): void => {
@@ -119,20 +108,14 @@ export class PacedLoad {
       phase.onOutcome(planned, outcome);
       then?.();
     };
-    const request = httpRequest({ ...options, agent: this.agents[planned.target] }, (response) => {
+    const request = httpRequest(url, options, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('error', () => finish({ error: 'error' }));
       response.on('end', () => {
-        const [status, body] = [response.statusCode ?? 0, Buffer.concat(chunks).toString('utf8')];
-        finish({
-          answer: {
-            status,
-            body,
-            headers: response.headers,
-            latencyMs: performance.now() - started,
-          },
-        });
+        const [status, latencyMs] = [response.statusCode ?? 0, performance.now() - started];
+        const body = Buffer.concat(chunks).toString('utf8');
+        finish({ answer: { status, body, headers: response.headers, latencyMs } });
       });
     });
     this.live.add(request);

@@ -3,8 +3,8 @@
  * samples of every instance, the memory verdict, and the soak's page for the report writer.
  */
 import { createHistogram, RecordableHistogram } from 'node:perf_hooks';
-import type { AuditResult } from './database';
-import { environment, fmt, fmtInt, Machine, table, xml } from './report';
+import type { SoakReport } from '../soak';
+import { environment, fmt, fmtInt, table } from './report';
 import { KINDS, type Kind } from './soak-workload';
 
 /** Answers of some kinds of request: latency in µs, counts by status label, failures. */
@@ -35,43 +35,23 @@ export class Window {
   }
 }
 
-export type Figures = ReturnType<typeof figures>;
-
 export function figures({ statuses, latency }: Stats, seconds: number) {
   const requests = Object.values(statuses).reduce((a, b) => a + b, 0);
   const ms = (us: number) => (latency.count > 0 ? Math.round(us / 10) / 100 : null);
-  const [p50Ms, p99Ms, maxMs] = [latency.percentile(50), latency.percentile(99), latency.max].map(
-    ms,
-  );
+  const q = (p: number) => latency.percentile(p);
+  const [p50Ms, p99Ms, maxMs] = [q(50), q(99), latency.max].map(ms);
   return { requests, perS: requests / seconds, statuses: { ...statuses }, p50Ms, p99Ms, maxMs };
 }
 
 export const countOf = (statuses: Record<string, number>, prefix: string): number =>
   Object.entries(statuses).reduce((n, [label, c]) => (label.startsWith(prefix) ? n + c : n), 0);
 
-export interface InstanceSample {
-  rssMb: number | null;
-  heapUsedMb: number | null;
-  actorsLive: number | null;
-  queueDepth: number | null;
-  poolUsed: number | null;
-  poolPendingAcquires: number | null;
-  eventLoopLagP99Ms: number | null;
-  /** CPU time since the process started, from /proc/<pid>/stat. */
-  cpuS: number | null;
-}
-
-/** A sample `tS` seconds after the soak load started. */
-export interface Sample {
-  tS: number;
-  instances: InstanceSample[];
-  postgresCpuS: number | null;
-  generator: { rssMb: number; cpuS: number };
-}
+/** What the figures need of a 10 s sample (soak.ts takes them). */
+type Sampled = { tS: number; instances: Array<{ rssMb: number | null }> };
 
 export type MinuteRow = ReturnType<typeof minuteRow>;
 
-export function minuteRow(minute: number, seconds: number, w: Window, samples: Sample[]) {
+export function minuteRow(minute: number, seconds: number, w: Window, samples: Sampled[]) {
   const last = [...samples].reverse().find((s) => s.tS <= minute * 60 + 1);
   return {
     minute,
@@ -85,10 +65,11 @@ export function minuteRow(minute: number, seconds: number, w: Window, samples: S
   };
 }
 
-// ---------------------------------------------------------------------------------------------
 // Memory verdict
 
 export const MEMORY_TOLERANCE = 0.1;
+export const SHORT_RUN =
+  'A run shorter than 5 minutes has few samples in the memory windows: its memory verdict says little.';
 const mean = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : null);
 const max = (v: number[]) => (v.length ? Math.max(...v) : null);
 const ratio = (a: number | null, b: number | null) => (a === null || !b ? null : a / b);
@@ -107,16 +88,18 @@ function slopePerMinute(points: Array<[number, number]>): number | null {
  * of 10) and the level does not grow (the mean of [7D/10, D] is within +10% of the baseline's
  * mean). Peaks with peaks and means with means, because RSS follows the V8 heap's sawtooth.
  */
-export function memoryVerdict(samples: Sample[], d: number, names: string[]) {
+export function memoryVerdict(samples: Sampled[], d: number, names: string[]) {
   const instances = names.map((name, index) => {
     const rss = samples.flatMap((s): Array<[number, number]> => {
       const v = s.instances[index]?.rssMb;
       return v === null || v === undefined ? [] : [[s.tS, v]];
     });
-    const at = (from: number, to: number, closed = true) =>
-      rss
-        .filter(([t]) => t >= from - 0.5 && (closed ? t <= to + 1 : t < to - 0.5))
-        .map(([, v]) => v);
+    const within =
+      (from: number, to: number, end = true) =>
+      (t: number) =>
+        t >= from - 0.5 && (end ? t <= to + 1 : t < to - 0.5);
+    const at = (from: number, to: number, end = true) =>
+      rss.filter(([t]) => within(from, to, end)(t)).map(([, v]) => v);
     const baseline = at(d / 10, (3 * d) / 10, false);
     const [baselineMeanMb, baselineMaxMb] = [mean(baseline), max(baseline)];
     const [lateMaxMb, endMeanMb] = [max(at(d / 2, d)), mean(at((7 * d) / 10, d))];
@@ -131,45 +114,7 @@ export function memoryVerdict(samples: Sample[], d: number, names: string[]) {
   return { durationS: d, instances, pass: instances.every((i) => i.pass) };
 }
 
-// ---------------------------------------------------------------------------------------------
 // The report
-
-export interface IdempotencyAudit {
-  ok: boolean;
-  keys: number;
-  with201: number;
-  refused: number;
-  /** Keys without a definitive answer (transport failure): at most one purchase allowed. */
-  unknown: number;
-  maxPurchasesPerKey: number;
-  problems: string[];
-}
-
-export interface SoakReport extends Machine {
-  revision: string;
-  durationS: number;
-  instances: Array<{ name: string; url: string; pid: number }>;
-  rate: { perS: number; source: string; probeStatuses: Record<string, number> };
-  workload: Record<string, unknown>;
-  load: { sent: number; dropped: number; abandoned: number; achievedPerS: number };
-  minutes: MinuteRow[];
-  totals: Record<string, Figures>;
-  errors: number;
-  timeouts: number;
-  fiveXx: number;
-  /** CPU µs per answered request over the whole soak, from /proc. */
-  cpuUsPerRequest: { instances: number | null; postgres: number | null };
-  samples: Sample[];
-  idempotency: Record<string, number>;
-  anomalies: Array<{ what: string; count: number; examples: string[] }>;
-  audit: AuditResult;
-  idempotencyAudit: IdempotencyAudit;
-  /** Sum of ticket_purchases_accepted_total over the instances, to compare with the rows. */
-  acceptedTotal: number | null;
-  memory: ReturnType<typeof memoryVerdict>;
-  verdict: { pass: boolean; failures: string[] };
-  notes: string[];
-}
 
 const range = (values: Array<number | null>): string => {
   const known = values.filter((v): v is number => v !== null);
@@ -212,9 +157,7 @@ ${table('requests | count | per s | p50 ms | p99 ms | max ms | answers', totals)
 
 **${r.memory.pass ? 'Flat after warm-up' : 'NOT flat'}.** RSS (VmRSS, every 10 s) is flat on an instance when the highest RSS of the second half is at most ${percent}% above the highest of the baseline [D/10, 3D/10) (minutes 2–3 of 10, after a minute of warm-up), and the mean of the last 3/10 at most ${percent}% above the baseline's mean: peaks with peaks, means with means, as RSS follows the V8 heap's sawtooth. The slope over the last two thirds is reported, not judged. Every 10 s sample (heap, actors, queue depth, pool, loop lag, CPU, of every instance) is in soak.json.
 
-${table('instance | RSS start → end MB | baseline mean / max | late max | peak ratio | end mean | level ratio | slope MB/min | flat', memory)}
-
-![RSS over time](soak-rss.svg)`;
+${table('instance | RSS start → end MB | baseline mean / max | late max | peak ratio | end mean | level ratio | slope MB/min | flat', memory)}`;
 }
 
 export function renderSoak(r: SoakReport): string {
@@ -243,7 +186,6 @@ ${tables(r)}
 - Replays verified: ${fmtInt(i.replaysVerified)}; deliberate 409 \`idempotency_key_in_flight\`: ${fmtInt(i.inFlightConflicts)}; deliberate 422 \`idempotency_key_reused\`: ${fmtInt(i.reusedRejected)}.
 - Sum of \`ticket_purchases_accepted_total\` over the instances: ${fmt(r.acceptedTotal)} (purchase rows: ${fmtInt(a.rows)}).
 - Answers outside the contract: ${odd.length ? odd.join('; ') : 'none'}.
-- Capacity probe's answers (not in the tables): ${answers(r.rate.probeStatuses) || 'none (SOAK_RATE)'}.
 
 ## Workload
 
@@ -251,39 +193,5 @@ ${tables(r)}
 ${JSON.stringify(r.workload, null, 1)}
 \`\`\`
 ${notes ? `\n## Notes\n\n${notes}\n` : ''}
-${environment(r, [`- revision: ${r.revision}`, `- instances: ${instances}; LOG_LEVEL=warn`])}`;
-}
-
-/** RSS of every instance over time, over the verdict's baseline (grey) and late (yellow) windows. */
-export function rssSvg(r: SoakReport): string {
-  const [d, colors] = [r.durationS, ['#2563eb', '#dc2626', '#059669']];
-  const maxT = Math.max(d, ...r.samples.map((s) => s.tS));
-  const top = Math.max(
-    50,
-    ...r.samples.flatMap((s) => s.instances.map((i) => (i.rssMb ?? 0) * 1.15)),
-  );
-  const maxY = Math.ceil(top / 50) * 50;
-  const x = (t: number) => (64 + (t / maxT) * 870).toFixed(1);
-  const y = (mb: number) => (350 - (mb / maxY) * 290).toFixed(1);
-  const band = (from: number, to: number, fill: string) =>
-    `<rect x="${x(from)}" y="60" width="${((870 * (to - from)) / maxT).toFixed(1)}" height="290" fill="${fill}"/>`;
-  const ticks = Array.from(
-    { length: maxY / 50 + 1 },
-    (_, k) => `<text x="56" y="${y(k * 50)}" text-anchor="end" fill="#555">${k * 50}</text>`,
-  );
-  const lines = r.instances.map((instance, i) => {
-    const points = r.samples.flatMap((s) =>
-      s.instances[i]?.rssMb == null ? [] : [`${x(s.tS)},${y(s.instances[i].rssMb)}`],
-    );
-    return `<polyline points="${points.join(' ')}" fill="none" stroke="${colors[i % 3]}" stroke-width="2"/><text x="800" y="${76 + i * 16}" fill="${colors[i % 3]}">${xml(instance.name)}</text>`;
-  });
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="960" height="380" font-family="Helvetica, Arial, sans-serif" font-size="12">
-<rect width="960" height="380" fill="#ffffff"/>
-<text x="20" y="26" font-size="17" font-weight="bold">RSS per instance during the soak, MB: ${r.memory.pass ? 'flat after warm-up' : 'NOT flat'}</text>
-<text x="20" y="44" fill="#555">${xml(`${r.date.slice(0, 10)} · ${d} s at ${fmtInt(r.rate.perS)} req/s · grey: baseline window, yellow: late window · ${fmtInt(maxT)} s across`)}</text>
-${band(d / 10, (3 * d) / 10, '#e5e7eb')}
-${band(d / 2, d, '#fef3c7')}
-${[...ticks, ...lines].join('\n')}
-</svg>
-`;
+${environment(r, [`- instances: ${instances}; LOG_LEVEL=warn`])}`;
 }

@@ -83,6 +83,6 @@ async function commit(optionId: string, batch: Waiter[]): Promise<void> {
   batch.forEach((w) => w.reject(new Error(`the guard refused ${MAX_ATTEMPTS} times`)));
 }
 
-servePurchases('bare reference', purchase);
+servePurchases(purchase);
 serveReads();
-listen('bare reference');
+listen();

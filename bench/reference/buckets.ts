@@ -8,15 +8,10 @@
  * at start, dropped at shutdown.
  */
 import { randomInt, randomUUID } from 'node:crypto';
-import {
-  listen,
-  OptionRow,
-  Outcome,
-  pool,
-  PurchaseInput,
-  serveReads,
-  servePurchases,
-} from './common';
+import { listen, Outcome, pool, PurchaseInput, serveReads, servePurchases } from './common';
+import { transaction } from './common';
+
+type Bucket = { bucket: number; remaining: number };
 
 const BUCKETS = 32;
 const TABLE = `CREATE TABLE IF NOT EXISTS bench_ticket_option_buckets (
@@ -72,37 +67,26 @@ async function purchase(optionId: string, input: PurchaseInput): Promise<Outcome
   return rowCount === 1 ? { kind: 'created', id } : fillAcross(optionId, id, input);
 }
 
-async function fillAcross(optionId: string, id: string, input: PurchaseInput): Promise<Outcome> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    const { rows } = await client.query<{ bucket: number; remaining: number }>(LOCK_ALL, [
-      optionId,
-    ]);
-    const takes = rows.map((row, i) => {
-      const before = rows.slice(0, i).reduce((sum, r) => sum + r.remaining, 0);
-      return Math.max(0, Math.min(row.remaining, input.quantity - before));
+/** Takes from each locked bucket in turn what the purchase still needs. */
+function fillAcross(optionId: string, id: string, input: PurchaseInput): Promise<Outcome> {
+  return transaction(async (client) => {
+    const { rows } = await client.query<Bucket>(LOCK_ALL, [optionId]);
+    let wanted = input.quantity;
+    const takes = rows.map((row) => {
+      const take = Math.min(row.remaining, wanted);
+      wanted -= take;
+      return take;
     });
-    if (takes.reduce((a, b) => a + b, 0) < input.quantity) {
-      await client.query('ROLLBACK');
-      return { kind: 'sold_out' };
-    }
+    if (wanted > 0) return { kind: 'sold_out' };
     await client.query(TAKE_MANY, [optionId, rows.map((r) => r.bucket), takes]);
     await client.query(INSERT, [id, optionId, input.userId, input.quantity]);
-    await client.query('COMMIT');
     return { kind: 'created', id };
-  } catch (failure) {
-    broken = failure as Error;
-    throw failure;
-  } finally {
-    client.release(broken);
-  }
+  });
 }
 
-servePurchases('buckets reference', purchase);
-serveReads(async (row: OptionRow) => {
+servePurchases(purchase);
+serveReads(async (row) => {
   const { left } = (await pool.query<{ left: number | null }>(LEFT, [row.id])).rows[0];
   return left ?? row.allocation - row.purchased;
 });
-listen('buckets reference', () => pool.query('DROP TABLE IF EXISTS bench_ticket_option_buckets'));
+listen(() => pool.query('DROP TABLE IF EXISTS bench_ticket_option_buckets'));

@@ -16,4 +16,4 @@ app.post('/ticket_options/:id/purchases', (_request, reply) =>
     .header('location', `/purchases/${ID}`)
     .send(body),
 );
-listen('canned reference');
+listen();

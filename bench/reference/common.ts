@@ -5,15 +5,12 @@
  * Env: PORT (required), HOST (127.0.0.1), DATABASE_URL (the ones with a database).
  */
 import Fastify, { FastifyReply } from 'fastify';
-import { Pool } from 'pg';
+import { Pool, PoolClient } from 'pg';
 
 export const MEDIA_TYPE = 'application/vnd.api+json';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export interface PurchaseInput {
-  userId: string;
-  quantity: number;
-}
+export type PurchaseInput = { userId: string; quantity: number };
 
 export type Outcome =
   { kind: 'created'; id: string } | { kind: 'sold_out' } | { kind: 'not_found' };
@@ -22,34 +19,42 @@ export const pool = new Pool({ connectionString: process.env.DATABASE_URL, max: 
 pool.on('error', (error) => console.error('reference: idle client error', error.message));
 
 export const app = Fastify({ logger: false });
-app.addContentTypeParser(
-  MEDIA_TYPE,
-  { parseAs: 'string' },
-  app.getDefaultJsonParser('error', 'error'),
-);
+const json = app.getDefaultJsonParser('error', 'error');
+app.addContentTypeParser(MEDIA_TYPE, { parseAs: 'string' }, json);
+
+/** `work` between BEGIN and COMMIT (ROLLBACK unless it created); a failed connection is dropped. */
+export async function transaction(work: (client: PoolClient) => Promise<Outcome>) {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const outcome = await work(client);
+    await client.query(outcome.kind === 'created' ? 'COMMIT' : 'ROLLBACK');
+    client.release();
+    return outcome;
+  } catch (failure) {
+    client.release(failure as Error);
+    throw failure;
+  }
+}
 
 const send = (reply: FastifyReply, status: number, document: unknown) =>
   reply.code(status).header('content-type', MEDIA_TYPE).send(JSON.stringify(document));
 
 function fail(reply: FastifyReply, status: number, code: string, title: string, pointer?: string) {
-  const source = pointer ? { source: { pointer } } : {};
-  return send(reply, status, {
-    errors: [{ status: String(status), code, title, detail: title, ...source }],
-  });
+  const error = { status: String(status), code, title, detail: title };
+  return send(reply, status, { errors: [pointer ? { ...error, source: { pointer } } : error] });
 }
 
 const notFound = (reply: FastifyReply) => fail(reply, 404, 'not_found', 'Not found');
 
 /** Just enough validation to refuse garbage; the service's full JSON:API checks are not the point. */
 function parsePurchase(body: unknown): PurchaseInput | null {
-  type Document = {
-    data?: {
-      attributes?: { quantity?: unknown };
-      relationships?: { user?: { data?: { id?: unknown } } };
-    };
+  type Data = {
+    attributes?: { quantity?: unknown };
+    relationships?: { user?: { data?: { id?: unknown } } };
   };
-  const { attributes, relationships } = (body as Document | null)?.data ?? {};
-  const [quantity, userId] = [attributes?.quantity, relationships?.user?.data?.id];
+  const data = (body as { data?: Data } | null)?.data;
+  const [quantity, userId] = [data?.attributes?.quantity, data?.relationships?.user?.data?.id];
   if (typeof quantity !== 'number' || !Number.isInteger(quantity) || quantity < 1) return null;
   return typeof userId === 'string' && UUID.test(userId) ? { userId, quantity } : null;
 }
@@ -67,18 +72,17 @@ export const purchaseDocument = (id: string, optionId: string, input: PurchaseIn
   },
 });
 
+type Purchase = (optionId: string, input: PurchaseInput) => Promise<Outcome>;
+
 /** The nested purchase route, answered once the design has decided (and committed). */
-export function servePurchases(
-  name: string,
-  purchase: (optionId: string, input: PurchaseInput) => Promise<Outcome>,
-) {
+export function servePurchases(purchase: Purchase): void {
   app.post<{ Params: { id: string } }>('/ticket_options/:id/purchases', async (request, reply) => {
     const optionId = request.params.id;
     const input = parsePurchase(request.body);
     if (!UUID.test(optionId)) return notFound(reply);
     if (!input) return fail(reply, 400, 'invalid_document', 'Invalid purchase document');
     const outcome = await purchase(optionId, input).catch((failure: Error) => {
-      console.error(`${name}: purchase failed`, failure.message);
+      console.error('purchase failed:', failure.message);
       return null;
     });
     if (!outcome) return fail(reply, 500, 'internal_error', 'Internal error');
@@ -93,17 +97,12 @@ export function servePurchases(
 }
 
 const READ = { name: 'reference-read', text: 'SELECT * FROM ticket_options WHERE id = $1' };
-export type OptionRow = {
-  id: string;
-  name: string;
-  description: string | null;
-  allocation: number;
-  purchased: number;
-};
+export type OptionRow = { id: string; name: string; description: string | null } & Counts;
+type Counts = { allocation: number; purchased: number };
 
 /** `GET /ticket_options/:id`; `meta.remaining` from `purchased`, or from the design's counters. */
 export function serveReads(
-  remaining = (row: OptionRow) => Promise.resolve(row.allocation - row.purchased),
+  remaining = (o: OptionRow) => Promise.resolve(o.allocation - o.purchased),
 ) {
   app.get<{ Params: { id: string } }>('/ticket_options/:id', async (request, reply) => {
     if (!UUID.test(request.params.id)) return notFound(reply);
@@ -112,18 +111,13 @@ export function serveReads(
     const { id, name, description, allocation } = row;
     const data = { type: 'ticket_options', id, attributes: { name, description, allocation } };
     const links = { self: `/ticket_options/${id}` };
-    return send(reply, 200, {
-      data: { ...data, links },
-      meta: { remaining: await remaining(row) },
-    });
+    const meta = { remaining: await remaining(row) };
+    return send(reply, 200, { data: { ...data, links }, meta });
   });
 }
 
 /** Listens on PORT; SIGTERM or SIGINT closes the app, then `close`, then the pool, and exits. */
-export function listen(
-  name: string,
-  close: () => Promise<unknown> = () => Promise.resolve(),
-): void {
+export function listen(close: () => Promise<unknown> = () => Promise.resolve()): void {
   const shutdown = async (): Promise<void> => {
     try {
       await app.close();
@@ -131,16 +125,15 @@ export function listen(
       await pool.end();
       process.exit(0);
     } catch (failure) {
-      console.error(`${name}: shutdown failed`, failure);
+      console.error('shutdown failed:', failure);
       process.exit(1);
     }
   };
   process.once('SIGTERM', () => void shutdown());
   process.once('SIGINT', () => void shutdown());
-  app
-    .listen({ port: Number(process.env.PORT), host: process.env.HOST ?? '127.0.0.1' })
-    .catch((failure: unknown) => {
-      console.error(`${name}: failed to start`, failure);
-      process.exit(1);
-    });
+  const address = { port: Number(process.env.PORT), host: process.env.HOST ?? '127.0.0.1' };
+  app.listen(address).catch((failure: unknown) => {
+    console.error('failed to start:', failure);
+    process.exit(1);
+  });
 }

@@ -8,15 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
-import {
-  listen,
-  OptionRow,
-  Outcome,
-  pool,
-  PurchaseInput,
-  serveReads,
-  servePurchases,
-} from './common';
+import { listen, Outcome, pool, PurchaseInput, serveReads, servePurchases } from './common';
 
 const [NO_COUNTER, NOT_ENOUGH] = [-1, -2];
 const TAKE = `local left = redis.call('GET', KEYS[1])
@@ -65,12 +57,12 @@ async function purchase(optionId: string, input: PurchaseInput): Promise<Outcome
   return inserted ? { kind: 'created', id } : { kind: 'not_found' };
 }
 
-servePurchases('redis-gate reference', purchase);
-serveReads(async (row: OptionRow) => {
+servePurchases(purchase);
+serveReads(async (row) => {
   const left = await redis.get(prefix + row.id);
   return left === null ? row.allocation - row.purchased : Number(left);
 });
-listen('redis-gate reference', async () => {
+listen(async () => {
   if (keys.size > 0) await redis.del(...keys);
   redis.disconnect();
 });
