@@ -158,7 +158,8 @@ async function measure(s: Scenario, d: Deployment, front: Server | null) {
   const audited = seeded && (await audit(seeded, d, acknowledged, since));
   const after = await gauges(s, servers);
   const perRequest = (k: string) => [k, usPerRequest(before.cpu[k], cpu[k], load.completed)];
-  const conflicts = after.conflicts === null ? null : after.conflicts - (before.conflicts ?? 0);
+  const [was, is] = [before.conflicts, after.conflicts];
+  const conflicts = was === null || is === null ? null : is - was;
   return {
     ...{ load, audit: null, meanBatch: null, ...audited, conflicts, actorsLive: after.live },
     ...{ rssStartMb, rssMb: rssMbAfter },

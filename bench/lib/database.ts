@@ -52,7 +52,7 @@ export async function createOptions(pool: Pool, n: number, allocation: number, n
   const ids = Array.from({ length: n }, () => randomUUID());
   await pool.query(
     `INSERT INTO ticket_options (id, name, description, allocation)
-     SELECT id, $2 || ' #' || n, 'created by the bench', $3 FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)`,
+     SELECT id, 'bench ' || $2 || ' #' || n, 'created by the bench', $3 FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)`,
     [ids, name, allocation],
   );
   return ids;

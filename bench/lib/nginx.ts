@@ -31,7 +31,8 @@ export function lookUpNginx(install: boolean, say: (line: string) => void): Ngin
   } catch (error) {
     return { skipped: `nginx not installed; apt-get failed: ${(error as Error).message}` };
   }
-  return { binary: findNginx()! };
+  const binary = findNginx();
+  return binary ? { binary } : { skipped: 'nginx not installed, nor by apt-get' };
 }
 
 /**
