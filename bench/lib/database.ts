@@ -1,241 +1,155 @@
+/** The bench's PostgreSQL: opening it, seeding options, and auditing what the load left in it. */
 import { randomUUID } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pool } from 'pg';
 import { startEmbeddedPostgres } from '../../src/database/embedded-postgres';
-import { assertPortFree, sleep } from './processes';
+import { ppidOf } from './cpu';
+import { assertPortFree, Harness, sleep } from './harness';
 
-export interface BenchDatabase {
-  url: string;
-  /** Printable: never the password. */
-  description: string;
-  embedded: boolean;
-  stop(): Promise<void>;
-}
+export type BenchDatabase = Awaited<ReturnType<typeof openDatabase>>;
 
 /**
- * BENCH_DATABASE_URL if set, else the bench's own embedded PostgreSQL under `.data/`. The soak
- * passes its own variable, data directory and database name (defaults: the bench's).
+ * `urlVariable` (an existing database) if set, else an embedded PostgreSQL under `.data/`; with a
+ * printable description (no password), a small pool for seeding and auditing, and the
+ * postmaster's pid when the server runs on this machine (its CPU is read from /proc).
  */
-export async function openDatabase(options: {
-  root: string;
-  port: number;
-  logDir: string;
-  /** The variable naming an existing database (default BENCH_DATABASE_URL). */
-  urlVariable?: string;
-  /** The embedded server's data directory under `.data/` (default bench-postgres). */
-  dataDirName?: string;
-  /** The embedded server's database (default bench). */
-  database?: string;
-}): Promise<BenchDatabase> {
-  const urlVariable = options.urlVariable ?? 'BENCH_DATABASE_URL';
-  const dataDirName = options.dataDirName ?? 'bench-postgres';
-  const external = process.env[urlVariable]?.trim();
-  if (external) {
-    const url = new URL(external);
-    return {
-      url: external,
-      description: `${urlVariable} (${url.hostname}:${url.port || 5432}${url.pathname})`,
-      embedded: false,
-      stop: () => Promise.resolve(),
-    };
+export async function openDatabase(
+  h: Harness,
+  o: { urlVariable: string; port: number; dataDir: string; database: string },
+) {
+  let url = process.env[o.urlVariable]?.trim() ?? '';
+  let description = `embedded PostgreSQL on 127.0.0.1:${o.port} (data in .data/${o.dataDir})`;
+  if (url) {
+    const { hostname, port, pathname } = new URL(url);
+    description = `${o.urlVariable} (${hostname}:${port || 5432}${pathname})`;
+  } else {
+    await assertPortFree(o.port);
+    const logFile = join(h.options.logDir, 'postgres.log');
+    // Durability stays PostgreSQL's default (fsync, synchronous_commit): commit cost is what
+    // group commit is about, so it must not be switched off here.
+    const handle = await startEmbeddedPostgres({
+      dataDir: join(h.options.root, '.data', o.dataDir),
+      port: o.port,
+      database: o.database,
+      log: (line) => appendFileSync(logFile, `${line}\n`),
+    });
+    h.onCleanup(() => handle.stop());
+    url = handle.url;
   }
-  await assertPortFree(options.port);
-  const dataDir = join(options.root, '.data', dataDirName);
-  const logFile = join(options.logDir, 'postgres.log');
-  // Durability settings are PostgreSQL's defaults (fsync, synchronous_commit on): commit cost is
-  // exactly what group commit is about, so it must not be switched off here.
-  const handle = await startEmbeddedPostgres({
-    dataDir,
-    port: options.port,
-    database: options.database ?? 'bench',
-    log: (line) => appendFileSync(logFile, `${line}\n`),
-  });
-  return {
-    url: handle.url,
-    description: `embedded PostgreSQL on 127.0.0.1:${options.port} (data in .data/${dataDirName})`,
-    embedded: true,
-    stop: () => handle.stop(),
-  };
+  const pool = new Pool({ connectionString: url, max: 2 });
+  h.onCleanup(() => pool.end());
+  const { rows } = await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  const embedded = !process.env[o.urlVariable]?.trim();
+  return { url, description, embedded, pool, postmaster: ppidOf(rows[0].pid) };
 }
 
-/** Empties the bench's own tables so that every run starts from the same state. */
-export async function resetTables(pool: Pool): Promise<void> {
-  // CASCADE: the tables that reference these (idempotency keys) go too.
-  await pool.query('TRUNCATE purchases, ticket_options CASCADE');
-}
+/** Empties the tables (and those that reference them) so that every embedded run starts alike. */
+export const resetTables = (pool: Pool) => pool.query('TRUNCATE purchases, ticket_options CASCADE');
 
-/** Inserts options straight into the table (1,000 of them over HTTP would only add noise). */
-export async function createOptions(
-  pool: Pool,
-  count: number,
-  allocation: number,
-  label: string,
-  description = 'created by npm run bench',
-): Promise<string[]> {
-  const ids = Array.from({ length: count }, () => randomUUID());
+/** Options inserted straight into the table (1,000 of them over HTTP would only add noise). */
+export async function createOptions(pool: Pool, n: number, allocation: number, name: string) {
+  const ids = Array.from({ length: n }, () => randomUUID());
   await pool.query(
     `INSERT INTO ticket_options (id, name, description, allocation)
-     SELECT id, $2 || ' #' || n, $4, $3
-       FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)`,
-    [ids, label, allocation, description],
+     SELECT id, 'bench ' || $2 || ' #' || n, 'created by the bench', $3 FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)`,
+    [ids, name, allocation],
   );
   return ids;
 }
 
-/**
- * Waits until nothing more is being sold on these options: autocannon closes its connections at
- * the end of a run while purchases are still queued, and the server finishes them anyway.
- */
+/** Waits until no more rows appear: servers finish queued purchases after the load stops. */
 export async function waitForQuiescence(pool: Pool, optionIds: string[]): Promise<void> {
-  let last = -1;
-  let stableFor = 0;
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline && stableFor < 3) {
-    const { rows } = await pool.query<{ sold: string }>(
-      'SELECT COALESCE(SUM(purchased), 0)::text AS sold FROM ticket_options WHERE id = ANY($1::uuid[])',
-      [optionIds],
-    );
-    const sold = Number(rows[0]?.sold ?? 0);
-    stableFor = sold === last ? stableFor + 1 : 0;
-    last = sold;
-    if (stableFor < 3) await sleep(250);
+  const sql = 'SELECT count(*)::int AS n FROM purchases WHERE ticket_option_id = ANY($1::uuid[])';
+  for (let [last, stable, tries] = [-1, 0, 0]; stable < 3 && tries < 60; tries++) {
+    const { n } = (await pool.query<{ n: number }>(sql, [optionIds])).rows[0];
+    [stable, last] = [n === last ? stable + 1 : 0, n];
+    if (stable < 3) await sleep(250);
   }
 }
 
-export interface AuditResult {
-  ok: boolean;
-  /** "ok", or what failed, in one line. */
-  summary: string;
-  problems: string[];
-  /** 201 responses the load generator saw. */
-  acknowledged: number;
-  /** Purchase rows in the database for these options. */
-  rows: number;
-  /** Rows whose 201 the load generator never read (in flight when it closed its connections). */
-  unacknowledged: number;
-  /** SUM(ticket_options.purchased) over these options. */
+export type AuditResult = Awaited<ReturnType<typeof auditPurchases>>;
+
+/** Sold per option as the target counts it, when that is not `ticket_options.purchased`. */
+export type SoldCounters = (optionIds: string[]) => Promise<Map<string, number>>;
+
+interface OptionRow {
+  id: string;
+  allocation: number;
   purchased: number;
+  quantity: number;
+  rows: number;
 }
 
-const ID_CHUNK = 10_000;
-
 /**
- * The invariant of SPEC section 1, checked after the fact: every purchase acknowledged with 201
- * exists (for the right option), and per option SUM(purchases.quantity) == purchased <= allocation.
+ * SPEC section 1 after the fact: every purchase acknowledged with 201 ('': one without a readable
+ * id) exists for its option, and per option SUM(quantity) == sold <= allocation (sold:
+ * `purchased`, or the target's own counters).
  */
 export async function auditPurchases(
   pool: Pool,
   optionIds: string[],
-  acknowledgedIds: string[],
-  acknowledgedWithoutId: number,
-): Promise<AuditResult> {
-  const problems: string[] = [];
-  if (acknowledgedWithoutId > 0) {
-    problems.push(`${acknowledgedWithoutId} responses were 201 without a data.id`);
-  }
-
-  const unique = [...new Set(acknowledgedIds)];
-  if (unique.length !== acknowledgedIds.length) {
-    problems.push(`${acknowledgedIds.length - unique.length} purchase ids were acknowledged twice`);
-  }
-
-  let found = 0;
-  const missingExamples: string[] = [];
-  for (let start = 0; start < unique.length; start += ID_CHUNK) {
-    const chunk = unique.slice(start, start + ID_CHUNK);
-    const { rows } = await pool.query<{ found: number }>(
-      `SELECT count(*)::int AS found FROM purchases
-        WHERE id = ANY($1::uuid[]) AND ticket_option_id = ANY($2::uuid[])`,
-      [chunk, optionIds],
-    );
-    const here = rows[0]?.found ?? 0;
-    found += here;
-    if (here < chunk.length && missingExamples.length < 5) {
-      const missing = await pool.query<{ id: string }>(
-        `SELECT u::text AS id FROM unnest($1::uuid[]) AS u
-          WHERE NOT EXISTS (
-            SELECT 1 FROM purchases p WHERE p.id = u AND p.ticket_option_id = ANY($2::uuid[]))
-          LIMIT 5`,
-        [chunk, optionIds],
-      );
-      missingExamples.push(...missing.rows.map((row) => row.id));
-    }
-  }
-  if (found < unique.length) {
-    problems.push(
-      `${unique.length - found} acknowledged purchases are missing from the database ` +
-        `(e.g. ${missingExamples.slice(0, 5).join(', ')})`,
-    );
-  }
-
-  const { rows: options } = await pool.query<{
-    id: string;
-    allocation: number;
-    purchased: number;
-    sold: string;
-    rows: string;
-  }>(
-    `SELECT o.id, o.allocation, o.purchased,
-            COALESCE(SUM(p.quantity), 0)::text AS sold, count(p.id)::text AS rows
-       FROM ticket_options o
-       LEFT JOIN purchases p ON p.ticket_option_id = o.id
-      WHERE o.id = ANY($1::uuid[])
-      GROUP BY o.id, o.allocation, o.purchased`,
+  acknowledged: string[],
+  soldCounters?: SoldCounters,
+) {
+  const unique = [...new Set(acknowledged.filter(Boolean))];
+  const { rows: missing } = await pool.query<{ id: string }>(
+    `SELECT u::text AS id FROM unnest($1::uuid[]) AS u WHERE NOT EXISTS (
+       SELECT 1 FROM purchases p WHERE p.id = u AND p.ticket_option_id = ANY($2::uuid[]))`,
+    [unique, optionIds],
+  );
+  const { rows: options } = await pool.query<OptionRow>(
+    `SELECT o.id, o.allocation, o.purchased, COALESCE(SUM(p.quantity), 0)::int AS quantity,
+            count(p.id)::int AS rows
+       FROM ticket_options o LEFT JOIN purchases p ON p.ticket_option_id = o.id
+      WHERE o.id = ANY($1::uuid[]) GROUP BY o.id`,
     [optionIds],
   );
-  if (options.length !== optionIds.length) {
-    problems.push(`${optionIds.length - options.length} ticket options are missing`);
-  }
-  let rows = 0;
-  let purchased = 0;
-  const broken: string[] = [];
-  for (const option of options) {
-    const sold = Number(option.sold);
-    rows += Number(option.rows);
-    purchased += option.purchased;
-    if (sold !== option.purchased || option.purchased > option.allocation || option.purchased < 0) {
-      broken.push(
-        `${option.id}: SUM(quantity)=${sold}, purchased=${option.purchased}, allocation=${option.allocation}`,
-      );
-    }
-  }
-  if (broken.length > 0) {
-    problems.push(
-      `${broken.length} options break SUM(quantity) == purchased <= allocation (${broken
-        .slice(0, 3)
-        .join('; ')})`,
+  const counters = soldCounters ? await soldCounters(optionIds) : null;
+  const sold = (o: OptionRow) => (counters ? (counters.get(o.id) ?? 0) : o.purchased);
+  const broken = options
+    .filter((o) => o.quantity !== sold(o) || sold(o) > o.allocation || sold(o) < 0)
+    .map(
+      (o) => `${o.id}: SUM(quantity) ${o.quantity}, sold ${sold(o)}, allocation ${o.allocation}`,
     );
-  }
-
+  const problems = [
+    [acknowledged.length - acknowledged.filter(Boolean).length, 'answers were 201 without data.id'],
+    [acknowledged.filter(Boolean).length - unique.length, 'purchase ids were acknowledged twice'],
+    [
+      missing.length,
+      `acknowledged purchases are missing (${missing
+        .slice(0, 3)
+        .map((m) => m.id)
+        .join(', ')})`,
+    ],
+    [optionIds.length - options.length, 'ticket options are missing'],
+    [
+      broken.length,
+      `options break SUM(quantity) == sold <= allocation (${broken.slice(0, 3).join('; ')})`,
+    ],
+  ].flatMap(([n, what]) => (n ? [`${n} ${what}`] : []));
+  const rows = options.reduce((n, o) => n + o.rows, 0);
   return {
     ok: problems.length === 0,
+    /** "ok", or what failed, in one line. */
     summary: problems.length === 0 ? 'ok' : `FAILED: ${problems.join('; ')}`,
-    problems,
-    acknowledged: acknowledgedIds.length,
+    acknowledged: acknowledged.length,
     rows,
-    unacknowledged: rows - found,
-    purchased,
+    sold: options.reduce((n, o) => n + sold(o), 0),
+    /** Rows whose 201 was never read (in flight when the generator closed its connections). */
+    unacknowledged: rows - (unique.length - missing.length),
   };
 }
 
 /**
- * Purchases per commit statement, from the data alone: one statement writes its purchases (of one
- * or, coalesced, of many options) with created_at = the transaction's now(), so a statement is a
- * distinct created_at. Only rows created since `since` count (the measured run, not the warm-up).
+ * Purchases per commit statement, from the data alone: one statement writes its purchases with
+ * created_at = the transaction's now(), so a statement is a distinct created_at.
  */
-export async function meanBatchSize(
-  pool: Pool,
-  optionIds: string[],
-  since: Date,
-): Promise<number | null> {
+export async function meanBatchSize(pool: Pool, optionIds: string[], since: Date) {
   const { rows } = await pool.query<{ purchases: number; commits: number }>(
-    `SELECT count(*)::int AS purchases,
-            count(DISTINCT created_at)::int AS commits
-       FROM purchases
+    `SELECT count(*)::int AS purchases, count(DISTINCT created_at)::int AS commits FROM purchases
       WHERE ticket_option_id = ANY($1::uuid[]) AND created_at >= $2`,
     [optionIds, since],
   );
-  const row = rows[0];
-  return row && row.commits > 0 ? row.purchases / row.commits : null;
+  return rows[0].commits > 0 ? rows[0].purchases / rows[0].commits : null;
 }

@@ -1,160 +1,80 @@
-import { execFile } from 'node:child_process';
-import { accessSync, constants, mkdirSync } from 'node:fs';
+/** nginx in front of local processes: found on the machine, installed only when asked. */
+import { execFileSync } from 'node:child_process';
+import { accessSync, mkdirSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { assertPortFree, Harness, HOST, Server, waitForHttp } from './harness';
 
-export type NginxLookup = { binary: string; installed: boolean } | { skipped: string };
+export type NginxLookup = { binary: string } | { skipped: string };
 
-const INSTALL_BUDGET_MS = 150_000;
+/** sbin directories are often missing from a non-root PATH, and nginx lives there. */
+const findNginx = () =>
+  [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin']
+    .map((dir) => join(dir, 'nginx'))
+    .find((file) => {
+      try {
+        return accessSync(file, 1) === undefined;
+      } catch {
+        return false;
+      }
+    });
 
-function findBinary(): string | null {
-  // sbin directories are often missing from a non-root PATH, and nginx lives there.
-  const dirs = [
-    ...(process.env.PATH ?? '').split(delimiter),
-    '/usr/sbin',
-    '/usr/local/sbin',
-    '/usr/local/nginx/sbin',
-  ];
-  for (const dir of dirs.filter(Boolean)) {
-    const candidate = join(dir, 'nginx');
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
-
-function run(
-  command: string,
-  args: string[],
-  timeoutMs: number,
-): Promise<{ ok: boolean; output: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      command,
-      args,
-      {
-        timeout: Math.max(1000, timeoutMs),
-        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-        maxBuffer: 16 * 1024 * 1024,
-      },
-      (error, stdout, stderr) => {
-        const lastLine = `${stdout}\n${stderr}`.trim().split('\n').pop() ?? '';
-        resolve({ ok: !error, output: error ? `${error.message.split('\n')[0]} ${lastLine}` : '' });
-      },
-    );
-  });
-}
-
-/**
- * Finds nginx, or installs it with apt-get when running as root (bounded in time). Never throws:
- * scenario 3 is skipped, with the reason, when nginx cannot be had.
- */
-export async function findOrInstallNginx(log: (line: string) => void): Promise<NginxLookup> {
-  const existing = findBinary();
-  if (existing) return { binary: existing, installed: false };
-  if (process.platform !== 'linux' || process.getuid?.() !== 0) {
-    return { skipped: 'nginx is not installed and the bench is not running as root to install it' };
-  }
-  if (!findAptGet()) {
-    return { skipped: 'nginx is not installed and apt-get is not available to install it' };
-  }
-
-  const deadline = Date.now() + INSTALL_BUDGET_MS;
-  const remaining = (): number => deadline - Date.now();
-  const options = [
-    '-o',
-    'Dpkg::Options::=--force-confdef',
-    '-o',
-    'Dpkg::Options::=--force-confold',
-  ];
-  const install = (pkg: string) =>
-    run(
-      'apt-get',
-      ['install', '-y', '-q', '--no-install-recommends', ...options, pkg],
-      remaining(),
-    );
-
-  let lastError = '';
-  // The package lists may be stale or absent (slim images): one `apt-get update`, then retry.
-  for (const step of ['nginx-light', 'update', 'nginx-light', 'nginx']) {
-    if (remaining() <= 1000) {
-      lastError = `gave up after ${INSTALL_BUDGET_MS / 1000} s`;
-      break;
-    }
-    log(step === 'update' ? 'apt-get update ...' : `apt-get install -y ${step} ...`);
-    const result =
-      step === 'update' ? await run('apt-get', ['update', '-q'], remaining()) : await install(step);
-    if (step !== 'update') {
-      const binary = findBinary();
-      if (result.ok && binary) return { binary, installed: true };
-    }
-    if (!result.ok) lastError = result.output;
-  }
-  return { skipped: `nginx is not installed and apt-get could not install it: ${lastError}` };
-}
-
-function findAptGet(): boolean {
+/** apt-get runs only with `install` (BENCH_INSTALL=1), as root, bounded in time. */
+export function lookUpNginx(install: boolean, say: (line: string) => void): NginxLookup {
+  if (!findNginx() && !install)
+    return { skipped: 'nginx not installed (BENCH_INSTALL=1 installs it)' };
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   try {
-    accessSync('/usr/bin/apt-get', constants.X_OK);
-    return true;
-  } catch {
-    return false;
+    for (const step of findNginx() ? [] : ['update -q', 'install -y -q nginx-light']) {
+      say(`apt-get ${step} ...`);
+      execFileSync('apt-get', step.split(' '), { env, timeout: 150_000, stdio: 'ignore' });
+    }
+  } catch (error) {
+    return { skipped: `nginx not installed; apt-get failed: ${(error as Error).message}` };
   }
+  const binary = findNginx();
+  return binary ? { binary } : { skipped: 'nginx not installed, nor by apt-get' };
 }
 
 /**
- * The bench's config is deploy/nginx.conf itself with the local addresses and writable paths
- * swapped in, so the routing measured is the routing deployed. Fails loudly if the file changed
- * shape, rather than silently measuring something else.
+ * deploy/nginx.conf itself with local addresses and writable paths swapped in, so the routing
+ * measured is the routing deployed; fails loudly if that file changed shape.
  */
 export function benchNginxConfig(
   template: string,
-  options: { listenPort: number; upstreamPorts: number[]; workDir: string },
+  o: { listenPort: number; upstreamPorts: number[]; workDir: string },
 ): string {
-  const { listenPort, upstreamPorts, workDir } = options;
-  mkdirSync(join(workDir, 'nginx-temp'), { recursive: true });
   let config = template;
-  const swap = (pattern: RegExp, replacement: string, what: string): void => {
-    if (!pattern.test(config)) {
-      throw new Error(`deploy/nginx.conf has no ${what}; update bench/lib/nginx.ts to match it`);
-    }
-    config = config.replace(pattern, replacement);
+  const swap = (pattern: RegExp, replacement: string | ((...a: string[]) => string)) => {
+    if (!pattern.test(config)) throw new Error(`deploy/nginx.conf has no ${pattern.source}`);
+    config = config.replace(pattern, replacement as string);
   };
-
-  swap(/^pid\s+[^;]+;/m, `pid ${workDir}/nginx.pid;`, 'top-level pid directive');
+  swap(/^pid\s+[^;]+;/m, `pid ${o.workDir}/nginx.pid;`);
   // The instances run with LOG_LEVEL=warn (no line per request); the balancer matches them.
-  swap(/^(\s*)access_log\s+[^;]+;/m, '$1access_log off;', 'access_log directive');
-  swap(/\blisten\s+3000;/, `listen 127.0.0.1:${listenPort};`, '"listen 3000;"');
-  if (!/\bapp[1-9]:3000\b/.test(config)) {
-    throw new Error(
-      'deploy/nginx.conf has no app1:3000 .. app3:3000 servers; update bench/lib/nginx.ts',
-    );
-  }
-  config = config.replace(/\bapp([1-9]):3000\b/g, (_match, index: string) => {
-    const port = upstreamPorts[Number(index) - 1];
-    if (port === undefined) {
-      throw new Error(
-        `deploy/nginx.conf names app${index}; the bench runs ${upstreamPorts.length}`,
-      );
-    }
-    return `127.0.0.1:${port}`;
-  });
-  const temp = join(workDir, 'nginx-temp');
-  swap(
-    /^http\s*\{/m,
-    [
-      'http {',
-      `  client_body_temp_path ${temp}/client_body;`,
-      `  proxy_temp_path ${temp}/proxy;`,
-      `  fastcgi_temp_path ${temp}/fastcgi;`,
-      `  uwsgi_temp_path ${temp}/uwsgi;`,
-      `  scgi_temp_path ${temp}/scgi;`,
-    ].join('\n'),
-    'http block',
+  swap(/^(\s*)access_log\s+[^;]+;/m, '$1access_log off;');
+  swap(/\blisten\s+3000;/, `listen ${HOST}:${o.listenPort};`);
+  swap(/\bapp([1-3]):3000\b/g, (_, index) => `${HOST}:${o.upstreamPorts[Number(index) - 1]}`);
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(
+    (k) => `${k}_temp_path ${o.workDir}/${k};`,
   );
-  // Foreground, so that nginx is a child the bench can stop (and never outlives it).
+  swap(/^http\s*\{/m, `http {\n${temp.join('\n')}`);
+  // Foreground, so that nginx is a child the harness stops (and never outlives the run).
   return `daemon off;\n${config}`;
+}
+
+/** nginx on `port` with deploy/nginx.conf's app1..app3 pointed at `upstreamPorts`. */
+export async function startNginx(
+  h: Harness,
+  binary: string,
+  template: string,
+  dir: string,
+  port: number,
+  upstreamPorts: number[],
+): Promise<Server> {
+  mkdirSync(dir, { recursive: true });
+  const config = benchNginxConfig(template, { listenPort: port, upstreamPorts, workDir: dir });
+  writeFileSync(join(dir, 'nginx.conf'), config);
+  await assertPortFree(port);
+  const args = ['-e', 'stderr', '-p', dir, '-c', join(dir, 'nginx.conf')];
+  const proc = h.spawn('nginx', binary, args, process.env, dir);
+  return { proc, url: await waitForHttp(proc, `http://${HOST}:${port}`, 15_000), port };
 }

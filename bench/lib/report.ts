@@ -1,256 +1,178 @@
-import { writeFileSync } from 'node:fs';
+/**
+ * The one report writer of the bench and the soak: markdown and JSON in the results directory,
+ * the formatting both pages use, and the bench's page.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, platform, release } from 'node:os';
 import { join } from 'node:path';
+import type { BenchReport } from '../run';
+import type { Scenario } from '../scenarios';
 import type { AuditResult } from './database';
+import type { Harness } from './harness';
+import type { LoadResult } from './load';
 
-export type Target = 'service' | 'row-lock' | 'canned';
+export const fmtInt = (value: number): string => Math.round(value).toLocaleString('en-US');
+export const fmt = (value: number | null | undefined, digits = 0): string =>
+  value === null || value === undefined || !Number.isFinite(value)
+    ? 'n/a'
+    : digits === 0
+      ? fmtInt(value)
+      : value.toFixed(digits);
+
+/** A markdown table from `a | b | c` headers and rows; the first column left, the others right. */
+export function table(headers: string, rows: string[]): string {
+  const rule = headers.split(' | ').map((_, i) => (i === 0 ? '---' : '---:'));
+  return [`| ${headers} |`, `| ${rule.join(' | ')} |`, ...rows].join('\n');
+}
+
+export type Machine = ReturnType<typeof machine>;
+
+/** The commit measured, and whether src/ differs from it (the build takes the working tree). */
+function revision(root: string): string {
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8' });
+  try {
+    const dirty = git('status', '--porcelain', '--', 'src').split('\n').filter(Boolean).length;
+    const changes = dirty ? ` + uncommitted changes in src/ (${dirty} files)` : '';
+    return `${git('rev-parse', '--short', 'HEAD').trim()}${changes}`;
+  } catch {
+    return 'unknown (git unavailable)';
+  }
+}
+
+/** Where and how a run ran; `tuning`: the service's variables passed on (DB_*, ACTOR_*, …). */
+export function machine(command: string, database: string, h: Harness) {
+  const settings = Object.entries(process.env).filter(
+    (e): e is [string, string] => /^(DB|ACTOR|IDEMPOTENCY)_[A-Z_]+$/.test(e[0]) && !!e[1],
+  );
+  return {
+    command: [...settings.map(([k, v]) => `${k}=${v}`), command].join(' '),
+    revision: revision(h.options.root),
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${platform()} ${release()}`,
+    cpus: `${cpus().length} (${cpus()[0]?.model.trim() ?? 'unknown'})`,
+    database,
+    tuning: Object.fromEntries(settings),
+    elapsedS: Math.round((Date.now() - h.startedAt) / 1000),
+  };
+}
+
+export function environment(m: Machine, extra: string[] = []): string {
+  const tuning = Object.entries(m.tuning).map(([k, v]) => `${k}=${v}`);
+  return `## Environment
+
+- command: \`${m.command}\` at ${m.revision}; date: ${m.date}; run: ${fmtInt(m.elapsedS)} s
+- node ${m.node} on ${m.platform}; CPUs: ${m.cpus}, shared by the load generator, the servers and PostgreSQL
+- database: ${m.database}
+${extra.map((line) => `${line}\n`).join('')}- service tuning from the environment: ${tuning.join(', ') || 'none (defaults)'}
+`;
+}
+
+/** Writes the page, its JSON and its chart into `directory`; returns their paths. */
+export function writeResults(directory: string, files: Record<string, string | object>): string[] {
+  mkdirSync(directory, { recursive: true });
+  return Object.entries(files).map(([name, content]) => {
+    const text = typeof content === 'string' ? content : `${JSON.stringify(content, null, 2)}\n`;
+    writeFileSync(join(directory, name), text);
+    return join(directory, name);
+  });
+}
+
+// The bench's page
+
+export type Cpu = Record<string, number | null>;
 
 export interface ScenarioReport {
-  /** "1", "2", ..., "4b", "6a": the numbering of the bench's scenario list. */
-  id: string;
-  title: string;
-  target: Target;
-  kind: 'purchases' | 'reads';
+  scenario: Scenario;
   status: 'ok' | 'skipped' | 'failed';
   /** Why it was skipped or failed. */
   reason?: string;
-  instances: number;
-  connections: number;
-  durationS: number;
-  /** Successful responses per second (201 for purchases, 200 for reads). */
-  throughput: number | null;
-  successes: number | null;
-  p50Ms: number | null;
-  p99Ms: number | null;
-  meanMs: number | null;
-  maxMs: number | null;
-  non2xx: number | null;
-  errors: number | null;
-  timeouts: number | null;
-  statusCounts: Record<string, number>;
+  load: Omit<LoadResult, 'ids'> | null;
   /** null: nothing to audit (reads, canned). */
   audit: AuditResult | null;
-  auditNote: string;
-  conflicts: number | null;
   meanBatch: number | null;
-  /** Resident memory of each process that served the scenario, at its end. */
+  conflicts: number | null;
+  actorsLive: number | null;
+  /** Per process serving the scenario, before the warm-up and after the run. */
+  rssStartMb: number[];
   rssMb: number[];
+  /** CPU µs per answered request over the measured window, per process group. */
+  cpuUsPerRequest: Cpu;
 }
 
-export interface RatioReport {
-  label: string;
-  numerator: string;
-  denominator: string;
-  value: number | null;
+export const NOT_RUN = {
+  ...{ load: null, audit: null, meanBatch: null, conflicts: null, actorsLive: null },
+  ...{ rssStartMb: [], rssMb: [], cpuUsPerRequest: {} },
+};
+
+export const EXTERNAL_DATABASE =
+  'BENCH_DATABASE_URL: existing rows were kept and every scenario used fresh options; the ' +
+  "PostgreSQL CPU covers the whole server's processes, other clients' included.";
+
+/** One line for the progress output. */
+export function summary(r: ScenarioReport): string {
+  const [f, cpu] = [r.load!, Object.entries(r.cpuUsPerRequest)];
+  const perRequest = cpu.map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
+  return `${fmt(f.throughput)}/s, p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms, non-2xx ${f.non2xx}, errors ${f.errors}, audit ${r.audit?.summary ?? 'n/a'}, µs/request: ${perRequest}`;
 }
 
-export interface BenchReport {
-  command: string;
-  date: string;
-  node: string;
-  cpus: number;
-  cpuModel: string;
-  platform: string;
-  database: string;
-  durationS: number;
-  warmupS: number;
-  connections: number;
-  elapsedS: number;
-  passedThroughEnv: Record<string, string>;
-  scenarios: ScenarioReport[];
-  ratios: RatioReport[];
-  notes: string[];
+const total = (values: number[]): number => values.reduce((a, b) => a + b, 0);
+const rss = (v: number[]) =>
+  v.length <= 1 ? fmt(v[0]) : `${fmt(total(v))} (${v.map((x) => fmt(x)).join(' + ')})`;
+const oneLine = (text = '') => text.replace(/[|\n]/g, ' ').slice(0, 240);
+
+function scenarioRow(r: ScenarioReport): string {
+  const [{ id, title, request }, f, cpu] = [r.scenario, r.load, r.cpuUsPerRequest];
+  if (!f) return `| ${id}. ${title} | **${r.status.toUpperCase()}**: ${oneLine(r.reason)} |`;
+  const others = ['nginx', 'redis'].filter((k) => k in cpu).map((k) => `${k} ${fmt(cpu[k])}`);
+  const codes = Object.entries(f.statusCounts).filter(([status]) => !status.startsWith('2'));
+  const non2xx = [fmtInt(f.non2xx), ...codes.map(([s, n]) => `${s}: ${fmtInt(n)}`)].join(', ');
+  const audit = r.audit ? (r.audit.ok ? 'ok' : `**${oneLine(r.audit.summary)}**`) : 'n/a';
+  return `| ${id}. ${title} | ${fmt(f.throughput)}${request === 'read' ? ' reads/s' : ''} | ${fmt(f.p50Ms)} | ${fmt(f.p99Ms)} | ${non2xx} | ${f.errors}/${f.timeouts} | ${audit} | ${fmt(cpu.server)} | ${fmt(cpu.postgres)} | ${others.join(', ') || '—'} | ${fmt(r.conflicts)} | ${fmt(r.meanBatch, 1)} | ${rss(r.rssMb)} |`;
 }
 
-const fmtInt = (value: number): string => Math.round(value).toLocaleString('en-US');
-const fmt = (value: number | null, digits = 0): string =>
-  value === null ? 'n/a' : digits === 0 ? fmtInt(value) : value.toFixed(digits);
-
-function auditCell(scenario: ScenarioReport): string {
-  if (scenario.status !== 'ok') return '—';
-  if (!scenario.audit) return scenario.auditNote;
-  return scenario.audit.ok ? 'ok' : `**${scenario.audit.summary}**`;
-}
-
-/** The count, and which statuses when there are any: a 503 and a 400 mean different things. */
-function non2xxCell(scenario: ScenarioReport): string {
-  if (!scenario.non2xx) return fmt(scenario.non2xx);
-  const statuses = Object.entries(scenario.statusCounts)
-    .filter(([status]) => !status.startsWith('2'))
-    .map(([status, count]) => `${status}: ${fmtInt(count)}`);
-  return `${fmtInt(scenario.non2xx)} (${statuses.join(', ')})`;
-}
-
-function rssCell(rss: number[]): string {
-  if (rss.length === 0) return 'n/a';
-  const total = rss.reduce((sum, value) => sum + value, 0);
-  return rss.length === 1
-    ? total.toFixed(0)
-    : `${total.toFixed(0)} (${rss.map((v) => v.toFixed(0)).join(' + ')})`;
-}
-
-export function renderMarkdown(report: BenchReport): string {
-  const lines: string[] = [];
-  lines.push('# Benchmark results', '');
-  lines.push(
-    `${report.connections} connections per scenario, ${report.durationS} s measured after ` +
-      `${report.warmupS} s of warm-up; loopback only; load generator (autocannon) on the same machine. ` +
-      'Throughput counts successful responses only (201 for purchases, 200 for reads).',
-    '',
+function auditLines(report: BenchReport): string {
+  const lines = report.scenarios.flatMap(({ scenario: s, audit: a }) =>
+    a
+      ? [
+          `- ${s.id}: ${a.summary} — ${fmtInt(a.acknowledged)} purchases acknowledged with 201 (warm-up included), ${fmtInt(a.rows)} rows, sold = ${fmtInt(a.sold)}; ${fmtInt(a.unacknowledged)} rows committed while the load generator was closing its connections (never read).`,
+        ]
+      : [],
   );
-  lines.push(
-    '| scenario | purchases/s (or reads/s) | p50 ms | p99 ms | non-2xx | errors/timeouts | audit | conflicts | mean batch | RSS MB |',
-    '|---|---:|---:|---:|---:|---:|---|---:|---:|---:|',
-  );
-  for (const s of report.scenarios) {
-    const name = `${s.id}. ${s.title}`;
-    if (s.status !== 'ok') {
-      const label = s.status === 'skipped' ? 'SKIPPED' : 'FAILED';
-      lines.push(
-        `| ${name} | **${label}**: ${escapeCell(truncate(s.reason ?? '', 240))} | | | | | | | | | |`,
-      );
-      continue;
-    }
-    const unit = s.kind === 'reads' ? ' reads/s' : '';
+  for (const r of report.scenarios.filter((x) => x.scenario.rssLimitMb && x.load)) {
+    const [s, limit] = [r.scenario, r.scenario.rssLimitMb!];
+    const verdict = total(r.rssMb) < limit ? 'within' : '**over**';
     lines.push(
-      `| ${name} | ${fmt(s.throughput)}${unit} | ${fmt(s.p50Ms)} | ${fmt(s.p99Ms)} | ${non2xxCell(s)} | ` +
-        `${fmt(s.errors)}/${fmt(s.timeouts)} | ${escapeCell(auditCell(s))} | ${fmt(s.conflicts)} | ` +
-        `${fmt(s.meanBatch, 1)} | ${rssCell(s.rssMb)} |`,
+      `- ${s.id}: after ${fmtInt(s.options.count)} distinct options, ${fmt(r.actorsLive)} live actors (bound ACTOR_MAX_LIVE); RSS ${rss(r.rssStartMb)} MB before, ${rss(r.rssMb)} MB after: ${verdict} the ${limit} MB target.`,
     );
   }
-  lines.push('', '## Ratios (same run)', '', '| ratio | value |', '|---|---:|');
-  for (const ratio of report.ratios) {
-    lines.push(
-      `| ${ratio.label} | ${ratio.value === null ? 'n/a' : `${ratio.value.toFixed(2)}×`} |`,
-    );
-  }
-
-  lines.push('', '## Audit details', '');
-  for (const s of report.scenarios) {
-    if (s.status !== 'ok' || !s.audit) continue;
-    const a = s.audit;
-    const counts =
-      `${fmtInt(a.acknowledged)} purchases acknowledged with 201 (warm-up included), ` +
-      `${fmtInt(a.rows)} rows, purchased = ${fmtInt(a.purchased)}`;
-    lines.push(
-      a.ok
-        ? `- ${s.id}: ok — ${counts}. Every acknowledged purchase is in \`purchases\`; ` +
-            `SUM(quantity) == purchased <= allocation on every option; ${fmtInt(a.unacknowledged)} ` +
-            'rows were committed while the load generator was closing its connections (never read).'
-        : `- ${s.id}: ${a.summary} — ${counts}.`,
-    );
-  }
-  lines.push(
-    '',
-    'Mean batch = purchases per commit statement over the measured window, from the data: ' +
-      'count(*) / count(DISTINCT created_at) (one statement writes its purchases, of one option or, ' +
-      'coalesced, of many, with one timestamp). Conflicts come from GET /metrics when the service exposes a counter; otherwise n/a. ' +
-      'RSS is VmRSS at the end of the scenario, per process (sum for 3 instances).',
-  );
-
-  if (report.notes.length > 0) {
-    lines.push('', '## Notes', '');
-    for (const note of report.notes) lines.push(`- ${note}`);
-  }
-
-  lines.push('', '## Environment', '');
-  lines.push(`- command: \`${report.command}\``);
-  lines.push(`- date: ${report.date}`);
-  lines.push(`- node: ${report.node}; ${report.platform}`);
-  lines.push(`- CPUs: ${report.cpus} (${report.cpuModel})`);
-  lines.push(`- database: ${report.database}`);
-  const passed = Object.entries(report.passedThroughEnv);
-  lines.push(
-    `- service tuning from the environment: ${passed.length === 0 ? 'none (defaults)' : passed.map(([k, v]) => `${k}=${v}`).join(', ')}`,
-  );
-  lines.push(`- bench run (after the build check): ${report.elapsedS.toFixed(0)} s`);
-  lines.push('');
   return lines.join('\n');
 }
 
-function escapeCell(text: string): string {
-  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
-}
-
-const COLORS: Record<Target, string> = {
-  service: '#2563eb',
-  'row-lock': '#dc2626',
-  canned: '#6b7280',
-};
-const LEGEND: Record<Target, string> = {
-  service: 'the service',
-  'row-lock': 'row-lock reference (SELECT … FOR UPDATE per purchase)',
-  canned: 'canned 201, no database (HTTP ceiling)',
-};
-
-function xml(text: string): string {
-  return text
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;');
-}
-
-/** A horizontal bar chart, linear scale, value printed on every bar: no dependency needed. */
-export function renderSvg(report: BenchReport): string {
-  const width = 960;
-  const labelWidth = 380;
-  const valueWidth = 130;
-  const barArea = width - labelWidth - valueWidth - 20;
-  const rowHeight = 34;
-  const top = 64;
-  const rows = report.scenarios;
-  const legendTop = top + rows.length * rowHeight + 16;
-  const height = legendTop + 3 * 20 + 24;
-  const max = Math.max(1, ...rows.map((s) => (s.status === 'ok' ? (s.throughput ?? 0) : 0)));
-
-  const parts: string[] = [];
-  parts.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="13">`,
-    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
-    `<text x="20" y="28" font-size="18" font-weight="bold">Throughput per scenario (successful responses per second)</text>`,
-    `<text x="20" y="48" fill="#555">${xml(
-      `${report.date.slice(0, 10)} · ${report.cpus} CPUs · node ${report.node} · ${report.connections} connections · ${report.durationS} s per scenario`,
-    )}</text>`,
+export function renderBench(report: BenchReport): string {
+  const x = (v: number | null) => (v === null ? 'n/a' : `${v.toFixed(2)}×`);
+  const ratios = report.ratios.map(
+    (r) => `| ${r.label} | ${x(r.throughput)} | ${x(r.server)} | ${x(r.postgres)} |`,
   );
-  rows.forEach((s, index) => {
-    const y = top + index * rowHeight;
-    const label = `${s.id}. ${s.title}`;
-    parts.push(
-      `<text x="${labelWidth - 10}" y="${y + 21}" text-anchor="end">${xml(truncate(label, 56))}</text>`,
-    );
-    if (s.status !== 'ok' || s.throughput === null) {
-      parts.push(
-        `<text x="${labelWidth}" y="${y + 21}" fill="#b45309" font-style="italic">${xml(
-          s.status === 'skipped' ? 'skipped' : 'failed',
-        )}</text>`,
-      );
-      return;
-    }
-    const barWidth = Math.max(1, (s.throughput / max) * barArea);
-    parts.push(
-      `<rect x="${labelWidth}" y="${y + 6}" width="${barWidth.toFixed(1)}" height="${rowHeight - 12}" fill="${COLORS[s.target]}" rx="2"/>`,
-      `<text x="${(labelWidth + barWidth + 8).toFixed(1)}" y="${y + 21}" font-weight="bold">${xml(
-        `${fmtInt(s.throughput)}${s.kind === 'reads' ? ' reads/s' : '/s'}`,
-      )}</text>`,
-    );
-  });
-  (['service', 'row-lock', 'canned'] as Target[]).forEach((target, index) => {
-    const y = legendTop + index * 20;
-    parts.push(
-      `<rect x="${labelWidth}" y="${y}" width="14" height="14" fill="${COLORS[target]}"/>`,
-      `<text x="${labelWidth + 22}" y="${y + 12}">${xml(LEGEND[target])}</text>`,
-    );
-  });
-  parts.push('</svg>', '');
-  return parts.join('\n');
-}
+  const notes = report.notes.map((note) => `- ${note}`).join('\n');
+  return `# Benchmark results
 
-function truncate(text: string, length: number): string {
-  return text.length <= length ? text : `${text.slice(0, length - 1)}…`;
-}
+Closed loop (autocannon on the same machine), ${report.durationS} s measured after ${report.warmupS} s of warm-up, 64 connections per scenario; loopback only. Throughput counts successful answers (201 for purchases, 200 for reads); CPU per request is explained below the tables.
 
-export function writeReports(directory: string, report: BenchReport): void {
-  writeFileSync(join(directory, 'latest.md'), renderMarkdown(report));
-  writeFileSync(join(directory, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(join(directory, 'throughput.svg'), renderSvg(report));
+${table('scenario | purchases/s (or reads/s) | p50 ms | p99 ms | non-2xx | errors/timeouts | audit | server µs/req | PostgreSQL µs/req | other µs/req | conflicts | mean batch | RSS MB', report.scenarios.map(scenarioRow))}
+
+## Ratios (same run)
+
+${table('ratio | throughput | server CPU per request | PostgreSQL CPU per request', ratios)}
+
+## Audit details
+
+${auditLines(report)}
+
+Audit: every purchase answered 201 is in \`purchases\`, and on every option SUM(quantity) == sold <= allocation (sold: \`purchased\`; for the bucketed counters and the Redis gate, allocation - the remaining their own GET /ticket_options/:id reports). Mean batch: purchases per commit statement over the measured window, count(*) / count(DISTINCT created_at). Conflicts: growth of \`ticket_actor_version_conflicts_total\` (service only). RSS: VmRSS after the run, per process.
+
+CPU per request: utime + stime from \`/proc/<pid>/stat\` (clock ticks, \`getconf CLK_TCK\`), read just before and just after the measured window, divided by the answers completed in it (any status). server: the process(es) serving the scenario; PostgreSQL: the postmaster (with its reaped children's time) and every process whose parent it is; nginx: its master and workers; redis: redis-server. The load generator's own CPU is in latest.json (\`generator\`).
+${notes ? `\n## Notes\n\n${notes}\n` : ''}
+${environment(report)}`;
 }
