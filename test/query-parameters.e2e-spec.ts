@@ -3,7 +3,7 @@ import { JSONAPI, JsonApiClient, purchaseBody, ticketOptionBody } from './suppor
 import { startTestApp, TestApp } from './support/test-app';
 
 /**
- * JSON:API 1.1 §7 query parameters on every JSON:API route (SPEC §2 "Query parameters"):
+ * JSON:API 1.1 §7 query parameters on every JSON:API route (docs/design.md, Wire contract "Query parameters"):
  * `include` and `fields[TYPE]` are honoured, everything else JSON:API reserves is refused with
  * 400 `invalid_query_parameter` naming the parameter as sent, and implementation-specific names
  * (with a character other than a–z) are ignored.

@@ -82,7 +82,7 @@ interface OptionRow {
 }
 
 /**
- * SPEC section 1 after the fact: every purchase acknowledged with 201 ('': one without a readable
+ * docs/design.md, Invariant after the fact: every purchase acknowledged with 201 ('': one without a readable
  * id) exists for its option, and per option SUM(quantity) == sold <= allocation (sold:
  * `purchased`, or the target's own counters).
  */

@@ -8,7 +8,7 @@ export interface Problem {
   source?: ErrorSource;
 }
 
-/** The stable error codes of SPEC §2. */
+/** The stable error codes of docs/design.md, Wire contract. */
 export type ErrorCode =
   | 'invalid_document'
   | 'invalid_attribute'

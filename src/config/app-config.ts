@@ -53,7 +53,7 @@ export interface AppConfig {
   /** Most time to receive a whole request (slow clients cannot hold a connection forever). */
   httpRequestTimeoutMs: number;
   bodyLimitBytes: number;
-  /** Idempotency keys are kept at least this long (SPEC §2: 24 h), then purged. */
+  /** Idempotency keys are kept at least this long (docs/design.md, Wire contract: 24 h), then purged. */
   idempotencyRetentionHours: number;
   /**
    * How long a claim on an Idempotency-Key outlives its last renewal: the instance holding it

@@ -7,7 +7,7 @@ import { ActorsHealthIndicator } from './actors.health';
 import { DatabaseHealthIndicator } from './database.health';
 
 /**
- * Liveness and readiness probes (SPEC §4), in terminus' plain JSON format, outside the JSON:API
+ * Liveness and readiness probes (docs/design.md, Operations), in terminus' plain JSON format, outside the JSON:API
  * contract: a failed check is answered here with 503 and terminus' report, rather than thrown to
  * the global filter (which would turn it into a JSON:API error document).
  */

@@ -4,7 +4,7 @@ import { DomainError } from '../common/domain.error';
 export const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
 export const IDEMPOTENT_REPLAYED_HEADER = 'idempotent-replayed';
 
-/** 1–255 printable ASCII characters (SPEC §2). */
+/** 1–255 printable ASCII characters (docs/design.md, Wire contract). */
 const KEY_PATTERN = /^[\x20-\x7e]{1,255}$/;
 
 /** The key of a request, `undefined` when it has none; a malformed key is a 400. */

@@ -1,6 +1,6 @@
 import { ErrorCode } from '../common/domain.error';
 
-/** HTTP status and human title of every stable error code (SPEC §2, "Errors"). */
+/** HTTP status and human title of every stable error code (docs/design.md, Error catalog). */
 export const ERROR_CATALOG: Record<ErrorCode, { status: number; title: string }> = {
   invalid_document: { status: 400, title: 'Invalid document' },
   invalid_attribute: { status: 400, title: 'Invalid attribute' },

@@ -14,7 +14,7 @@ export class JsonApiBodyPipe<A> implements PipeTransform<unknown, ParsedResource
   }
 }
 
-/** An id in the path that is not a UUID names no resource: 404, not 400 (SPEC §2). */
+/** An id in the path that is not a UUID names no resource: 404, not 400 (docs/design.md, Wire contract). */
 @Injectable()
 export class UuidPathPipe implements PipeTransform<string, string> {
   transform(id: string): string {

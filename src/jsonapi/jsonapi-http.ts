@@ -5,7 +5,7 @@ import { DomainError } from '../common/domain.error';
 import { parseJsonBody } from './json-body';
 import { JSONAPI_MEDIA_TYPE, refuseAccept, refuseRequestContentType } from './media-type';
 
-/** Routes outside the JSON:API contract (SPEC §4): they keep their own media types. */
+/** Routes outside the JSON:API contract (docs/design.md, Operations): they keep their own media types. */
 const OPERATIONAL_PREFIXES = ['/health', '/metrics', '/docs'];
 
 export function isOperationalUrl(url: string): boolean {

@@ -51,7 +51,7 @@ function otherParameters(media: MediaType, allowed: (name: string) => boolean): 
 }
 
 /**
- * SPEC §2: a body may be `application/vnd.api+json` (only `ext`/`profile` parameters) or
+ * docs/design.md, Wire contract: a body may be `application/vnd.api+json` (only `ext`/`profile` parameters) or
  * `application/json` (only `charset=utf-8`). Returns why it is refused, or null when accepted.
  */
 export function refuseRequestContentType(header: string | undefined): string | null {

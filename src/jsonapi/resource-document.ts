@@ -98,7 +98,7 @@ function buildSchema(spec: ResourceDocumentSpec): Record<string, unknown> {
 
 /**
  * Validates a request document against a {@link ResourceDocumentSpec} in one pass and reports every
- * problem with a JSON pointer, using the error codes of SPEC §2.
+ * problem with a JSON pointer, using the error codes of docs/design.md, Wire contract.
  */
 export class ResourceDocumentParser<A> {
   /** The JSON Schema this parser enforces; the OpenAPI document is derived from it (src/openapi). */

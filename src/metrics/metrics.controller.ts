@@ -3,7 +3,7 @@ import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { MetricsService } from './metrics.service';
 
-/** Prometheus scrape endpoint (SPEC §4): plain text, outside the JSON:API contract. */
+/** Prometheus scrape endpoint (docs/design.md, Operations): plain text, outside the JSON:API contract. */
 @ApiTags('operations')
 @Controller('metrics')
 export class MetricsController {

@@ -12,7 +12,7 @@ export function headerRef(name: string): { $ref: string } {
   return { $ref: `#/components/headers/${name}` };
 }
 
-/** The response headers of the contract (SPEC §2, §4). */
+/** The response headers of the contract (docs/design.md, Wire contract and Operations). */
 export const COMPONENT_HEADERS = {
   [HEADERS.requestId]: {
     description:
@@ -38,7 +38,7 @@ export const COMPONENT_HEADERS = {
   },
 };
 
-/** The optional request header that makes a POST safe to retry (SPEC §2, "Idempotent purchases"). */
+/** The optional request header that makes a POST safe to retry (docs/design.md, Idempotency). */
 export const IDEMPOTENCY_KEY_HEADER: ApiHeaderOptions = {
   name: 'Idempotency-Key',
   required: false,

@@ -75,7 +75,7 @@ export function schemaRef(name: string): { $ref: string } {
   return { $ref: `#/components/schemas/${name}` };
 }
 
-/** What each error code means to a client (SPEC §2 "Errors"); shown in every response description. */
+/** What each error code means to a client (docs/design.md, Error catalog); shown in every response description. */
 export const ERROR_MEANINGS: Record<ErrorCode, string> = {
   invalid_document:
     'the body is not JSON, not an object, has no `data` object, has an unknown top-level member or a `__proto__` member, or its Content-Length is wrong',

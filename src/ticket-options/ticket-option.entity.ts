@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
  * Name, description and allocation never change after creation.
  */
 @Entity({ tableName: 'ticket_options' })
-// The invariant's last line of defence (SPEC §1), as the initial migration creates it.
+// The invariant's last line of defence (docs/design.md, Invariant), as the initial migration creates it.
 @Check({ name: 'ticket_options_name_check', expression: 'char_length(btrim("name")) >= 1' })
 @Check({ name: 'ticket_options_allocation_check', expression: '"allocation" >= 0' })
 @Check({

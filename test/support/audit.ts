@@ -10,7 +10,7 @@ export interface PurchaseAttempt {
 }
 
 /**
- * The audit of SPEC §1 after a burst of purchases against one option: the database holds exactly
+ * The audit of docs/design.md, Invariant after a burst of purchases against one option: the database holds exactly
  * the acknowledged purchases, within the allocation, and every refusal was justified.
  */
 export async function auditOption(

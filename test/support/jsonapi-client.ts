@@ -85,7 +85,7 @@ export function purchaseBody(
   return { data: { type: 'purchases', attributes: { quantity }, relationships } };
 }
 
-/** The exact error object SPEC §2 prescribes for an oversell (detail may differ). */
+/** The exact error object docs/design.md, Wire contract prescribes for an oversell (detail may differ). */
 export const INVALID_PURCHASE_QUANTITY = {
   status: '400',
   code: 'invalid_purchase_quantity',

@@ -3,7 +3,7 @@ import type { ErrorCode } from '../../src/common/domain.error';
 import { JSONAPI } from './jsonapi-client';
 
 /**
- * What every answer of a JSON:API route must be, whatever was asked (SPEC §2): checked by the
+ * What every answer of a JSON:API route must be, whatever was asked (docs/design.md, Wire contract): checked by the
  * hostile-input tests (test/fuzz.e2e-spec.ts, test/hostile-input.e2e-spec.ts).
  */
 
@@ -37,7 +37,7 @@ export function answerOf(
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** Text of stack traces, SQL, drivers and libraries: never for clients (SPEC §2). */
+/** Text of stack traces, SQL, drivers and libraries: never for clients (docs/design.md, Wire contract). */
 const LEAKS =
   /\bat \/|\bat [\w.<>]+ \(|node_modules|\.[jt]s:\d+|\bSELECT\b|\bINSERT\b|\bUPDATE\b|violates|constraint|duplicate key|TypeError|RangeError|SyntaxError|ReferenceError|Unexpected token|in JSON at position|Fastify|FST_|MikroORM|mikro-orm|\bajv\b|postgres|pg_|errno|ECONN|stack/i;
 const TOP_LEVEL_MEMBERS = new Set(['data', 'errors', 'meta', 'jsonapi', 'links', 'included']);

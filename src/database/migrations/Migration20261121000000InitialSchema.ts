@@ -1,7 +1,7 @@
 import { Migration } from '@mikro-orm/migrations';
 
 /**
- * Tables of SPEC §4. The CHECK constraints encode the invariant of SPEC §1 so that the database
+ * Tables of docs/design.md, Operations. The CHECK constraints encode the invariant of docs/design.md, Invariant so that the database
  * refuses an oversell even if the application were wrong.
  */
 export class Migration20261121000000InitialSchema extends Migration {

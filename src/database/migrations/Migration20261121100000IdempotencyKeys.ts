@@ -1,7 +1,7 @@
 import { Migration } from '@mikro-orm/migrations';
 
 /**
- * Idempotency keys of SPEC §2, kept in PostgreSQL so that a retry landing on another instance
+ * Idempotency keys of docs/design.md, Wire contract, kept in PostgreSQL so that a retry landing on another instance
  * replays the first answer. A row is claimed (in flight) before the request is processed and
  * completed in the same transaction as what it created (purchase or ticket option).
  */
