@@ -1,18 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { PoolClient } from 'pg';
 import { PostgresTicketOptionStore } from '../src/allocation/postgres-ticket-option.store';
 import { TICKET_OPTION_STORE } from '../src/allocation/ticket-option.store';
 import { ApiResponse, JsonApiClient, purchaseBody } from './support/jsonapi-client';
+import { untilSomeoneWaitsForALock } from './support/database-outage';
+import { holdOptionRowLock } from './support/row-lock';
 import { startTestApp, TestApp } from './support/test-app';
-
-/** Polls `condition` until it holds; fails after `ms` (a bound, not a synchronisation delay). */
-async function until(condition: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
+import { waitFor } from './support/waiting';
 
 /**
  * A claim taken over while its purchase waits for a commit (docs/design.md, Idempotency): the
@@ -23,7 +16,6 @@ describe('Idempotency-Key claims taken over before the commit', () => {
   let app: TestApp;
   let api: JsonApiClient;
   let store: PostgresTicketOptionStore;
-  let blocker: PoolClient;
 
   beforeAll(async () => {
     // One statement in flight at a time, and a lock wait longer than any test: a purchase held
@@ -41,25 +33,6 @@ describe('Idempotency-Key claims taken over before the commit', () => {
   afterAll(async () => {
     await app.close();
   });
-
-  /** Holds the row lock of `optionId` until `release()`; a commit on it waits meanwhile. */
-  async function lockOption(optionId: string): Promise<() => Promise<void>> {
-    blocker = await app.sql.connect();
-    await blocker.query('BEGIN');
-    await blocker.query('SELECT 1 FROM ticket_options WHERE id = $1 FOR UPDATE', [optionId]);
-    return async () => {
-      await blocker.query('COMMIT');
-      blocker.release();
-    };
-  }
-
-  async function lockWaiters(): Promise<number> {
-    const { rows } = await app.sql.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity
-        WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-    );
-    return rows[0].n;
-  }
 
   /** What a retry of the same request on another instance does once the lease has run out. */
   async function takeOver(key: string): Promise<string> {
@@ -89,10 +62,14 @@ describe('Idempotency-Key claims taken over before the commit', () => {
     purchases: Array<() => Promise<ApiResponse>>,
   ): Promise<{ headAnswer: Promise<ApiResponse>; answers: Array<Promise<ApiResponse>> }> {
     const headAnswer = api.purchase(head, 1);
-    await until(async () => (await lockWaiters()) === 1);
+    await untilSomeoneWaitsForALock(app.databaseUrl);
     const waitingBefore = store.writeStats.waiting;
     const answers = purchases.map((send) => send());
-    await until(() => store.writeStats.waiting === waitingBefore + purchases.length);
+    await waitFor(
+      'the queued batches waiting in the coalescer',
+      () => Promise.resolve(store.writeStats.waiting),
+      (waiting) => waiting === waitingBefore + purchases.length,
+    );
     return { headAnswer, answers };
   }
 
@@ -101,7 +78,7 @@ describe('Idempotency-Key claims taken over before the commit', () => {
     const keyedOption = await api.createTicketOption({ name: 'Keyed', allocation: 10 });
     const otherOption = await api.createTicketOption({ name: 'Unrelated', allocation: 10 });
     const key = `k-${randomUUID()}`;
-    const release = await lockOption(head);
+    const release = await holdOptionRowLock(app.sql, head);
     const writesBefore = store.writeStats.writes;
     const { headAnswer, answers } = await queueBehindBlockedCommit(head, [
       () => api.post('/purchases', purchaseBody(keyedOption, 2), { 'idempotency-key': key }),
@@ -140,7 +117,7 @@ describe('Idempotency-Key claims taken over before the commit', () => {
     const option = await api.createTicketOption({ name: 'Shared', allocation: 5 });
     const lostKey = `k-${randomUUID()}`;
     const keptKey = `k-${randomUUID()}`;
-    const release = await lockOption(head);
+    const release = await holdOptionRowLock(app.sql, head);
     const { headAnswer, answers } = await queueBehindBlockedCommit(head, [
       () => api.post('/purchases', purchaseBody(option, 4), { 'idempotency-key': lostKey }),
     ]);

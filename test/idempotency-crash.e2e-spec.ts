@@ -1,46 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import type { PoolClient } from 'pg';
 import { ApiResponse, JsonApiClient, purchaseBody } from './support/jsonapi-client';
 import { findFreePort } from './support/ports';
 import { spawnServer, waitUntilServing } from './support/server-process';
+import { untilSomeoneWaitsForALock } from './support/database-outage';
+import { holdOptionRowLock } from './support/row-lock';
 import { createTestDatabase, startTestApp, TestApp } from './support/test-app';
+import { waitFor } from './support/waiting';
 
 const LEASE_MS = 1000;
 /** Far below the old fixed 60 s lease, far above the lease: a bound, never a synchronisation. */
 const RETRY_BOUND_MS = 30_000;
-
-/** Polls `condition` until it holds; fails after `ms`. */
-async function until(condition: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/**
- * Holds the row lock of `optionId` until `release()` (idempotent); a commit on it waits meanwhile.
- */
-async function lockOption(app: TestApp, optionId: string): Promise<() => Promise<void>> {
-  const client: PoolClient = await app.sql.connect();
-  await client.query('BEGIN');
-  await client.query('SELECT 1 FROM ticket_options WHERE id = $1 FOR UPDATE', [optionId]);
-  let released = false;
-  return async () => {
-    if (released) return;
-    released = true;
-    await client.query('COMMIT');
-    client.release();
-  };
-}
-
-async function lockWaiters(app: TestApp): Promise<number> {
-  const { rows } = await app.sql.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM pg_stat_activity
-      WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-  );
-  return rows[0].n;
-}
 
 /**
  * The liveness of an Idempotency-Key claim (docs/design.md, Idempotency): a claim lives while its
@@ -77,20 +46,24 @@ describe('Idempotency-Key claims and instance liveness', () => {
     const body = purchaseBody(optionId, 2);
     // A's only statement in flight waits for a row lock; the keyed purchase queues behind it,
     // its claim unlocked in the database, so only the renewal keeps it alive.
-    const release = await lockOption(a, head);
+    const release = await holdOptionRowLock(a.sql, head);
     let answered: ApiResponse;
     try {
       const headAnswer = apiA.purchase(head, 1);
-      await until(async () => (await lockWaiters(a)) === 1);
+      await untilSomeoneWaitsForALock(a.databaseUrl);
       const first = apiA.post('/purchases', body, { 'idempotency-key': key });
-      await until(async () => {
-        const { rows } = await a.sql.query<{ held_ms: number }>(
-          `SELECT extract(epoch FROM locked_at - created_at) * 1000 AS held_ms
-             FROM idempotency_keys WHERE key = $1`,
-          [key],
-        );
-        return rows.length === 1 && Number(rows[0].held_ms) > 3 * LEASE_MS;
-      });
+      await waitFor(
+        'the claim renewed past 3 leases',
+        async () =>
+          (
+            await a.sql.query<{ held_ms: string }>(
+              `SELECT extract(epoch FROM locked_at - created_at) * 1000 AS held_ms
+                 FROM idempotency_keys WHERE key = $1`,
+              [key],
+            )
+          ).rows[0]?.held_ms,
+        (heldMs) => Number(heldMs ?? 0) > 3 * LEASE_MS,
+      );
       const retry = await apiB.post('/purchases', body, { 'idempotency-key': key });
       expect(retry.status).toBe(409);
       expect(retry.body.errors[0].code).toBe('idempotency_key_in_flight');
@@ -136,7 +109,7 @@ describe('Idempotency-Key claims and instance liveness', () => {
       const acknowledged = await Promise.all(requests.slice(0, 20).map((r) => send(victimApi, r)));
       for (const response of acknowledged) expect(response.status).toBe(201);
       // The second half is claimed by the victim and waits in its commit when it is killed.
-      const release = await lockOption(survivor, optionId);
+      const release = await holdOptionRowLock(survivor.sql, optionId);
       cleanups.push(release);
       const inFlight = requests.slice(20).map((r) =>
         send(victimApi, r).then(
@@ -144,12 +117,16 @@ describe('Idempotency-Key claims and instance liveness', () => {
           (error: Error) => error,
         ),
       );
-      await until(async () => {
-        const { rows } = await survivor.sql.query<{ n: number }>(
-          'SELECT count(*)::int AS n FROM idempotency_keys WHERE completed_at IS NULL',
-        );
-        return rows[0].n === 20;
-      });
+      await waitFor(
+        'the victim holding 20 unfinished claims',
+        async () =>
+          (
+            await survivor.sql.query<{ n: number }>(
+              'SELECT count(*)::int AS n FROM idempotency_keys WHERE completed_at IS NULL',
+            )
+          ).rows[0].n,
+        (n) => n === 20,
+      );
       victim.child.kill('SIGKILL');
       await victim.exited;
       await release();
