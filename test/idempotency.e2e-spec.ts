@@ -169,10 +169,12 @@ describe('Idempotency-Key', () => {
     const fingerprint = requestFingerprint('POST', '/purchases', body);
     const fresh = key();
     const stale = key();
-    // Claims as a request on another instance would hold them (one of them long abandoned).
+    // Claims as a request on another instance would hold them: one renewed far ahead (so no
+    // machine load can let its lease run out before the request), one long abandoned.
     await a.sql.query(
       `INSERT INTO idempotency_keys (key, fingerprint, claim, locked_at)
-       VALUES ($1, $3, gen_random_uuid(), now()), ($2, $3, gen_random_uuid(), now() - interval '5 minutes')`,
+       VALUES ($1, $3, gen_random_uuid(), now() + interval '1 hour'),
+              ($2, $3, gen_random_uuid(), now() - interval '5 minutes')`,
       [fresh, stale, fingerprint],
     );
 
