@@ -12,6 +12,7 @@ import { ApiResponse, JsonApiClient, purchaseBody } from './support/jsonapi-clie
 import { PgProxy } from './support/pg-proxy';
 import { createTestDatabase, startTestApp, TestApp } from './support/test-app';
 import { waitFor } from './support/waiting';
+import { holdOptionRowLock } from './support/row-lock';
 
 const key = () => `fault-${randomUUID()}`;
 
@@ -33,18 +34,6 @@ async function attempt(api: JsonApiClient, optionId: string, quantity: number) {
     quantity,
     status: response.status,
     audit: { quantity, userId, response: response.status === 503 ? null : response },
-  };
-}
-
-/** Holds the option's row lock from a side connection, as a long foreign transaction would. */
-async function lockRow(databaseUrl: string, optionId: string): Promise<() => Promise<void>> {
-  const side = new Client({ connectionString: databaseUrl });
-  await side.connect();
-  await side.query('BEGIN');
-  await side.query('SELECT 1 FROM ticket_options WHERE id = $1 FOR UPDATE', [optionId]);
-  return async () => {
-    await side.query('ROLLBACK');
-    await side.end();
   };
 }
 
@@ -175,7 +164,7 @@ describe('database faults', () => {
       const k = key();
       const body = purchaseBody(optionId, 3);
 
-      const release = await lockRow(database.url, optionId);
+      const release = await holdOptionRowLock(database.url, optionId);
       const pending = api.post('/purchases', body, { 'idempotency-key': k });
       await untilSomeoneWaitsForALock(database.url);
       const admin = new Client({ connectionString: database.url });
@@ -205,7 +194,7 @@ describe('database faults', () => {
       try {
         const api = new JsonApiClient(t.baseUrl);
         const optionId = await api.createTicketOption({ name: 'Locked', allocation: 5 });
-        const release = await lockRow(t.databaseUrl, optionId);
+        const release = await holdOptionRowLock(t.databaseUrl, optionId);
         const stuck = await api.purchase(optionId, 1);
         await release();
         expectUnavailable(stuck);
@@ -226,7 +215,7 @@ describe('database faults', () => {
         const api = new JsonApiClient(t.baseUrl);
         const blocked = await api.createTicketOption({ name: 'Holds the pool', allocation: 5 });
         const other = await api.createTicketOption({ name: 'Waits for the pool', allocation: 5 });
-        const release = await lockRow(t.databaseUrl, blocked);
+        const release = await holdOptionRowLock(t.databaseUrl, blocked);
         // This purchase holds the only pooled connection while it waits for the row lock.
         const holding = api.purchase(blocked, 1);
         await untilSomeoneWaitsForALock(t.databaseUrl);

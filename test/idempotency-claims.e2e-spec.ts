@@ -78,7 +78,7 @@ describe('Idempotency-Key claims taken over before the commit', () => {
     const keyedOption = await api.createTicketOption({ name: 'Keyed', allocation: 10 });
     const otherOption = await api.createTicketOption({ name: 'Unrelated', allocation: 10 });
     const key = `k-${randomUUID()}`;
-    const release = await holdOptionRowLock(app.sql, head);
+    const release = await holdOptionRowLock(app.databaseUrl, head);
     const writesBefore = store.writeStats.writes;
     const { headAnswer, answers } = await queueBehindBlockedCommit(head, [
       () => api.post('/purchases', purchaseBody(keyedOption, 2), { 'idempotency-key': key }),
@@ -117,7 +117,7 @@ describe('Idempotency-Key claims taken over before the commit', () => {
     const option = await api.createTicketOption({ name: 'Shared', allocation: 5 });
     const lostKey = `k-${randomUUID()}`;
     const keptKey = `k-${randomUUID()}`;
-    const release = await holdOptionRowLock(app.sql, head);
+    const release = await holdOptionRowLock(app.databaseUrl, head);
     const { headAnswer, answers } = await queueBehindBlockedCommit(head, [
       () => api.post('/purchases', purchaseBody(option, 4), { 'idempotency-key': lostKey }),
     ]);

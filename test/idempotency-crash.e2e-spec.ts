@@ -46,7 +46,7 @@ describe('Idempotency-Key claims and instance liveness', () => {
     const body = purchaseBody(optionId, 2);
     // A's only statement in flight waits for a row lock; the keyed purchase queues behind it,
     // its claim unlocked in the database, so only the renewal keeps it alive.
-    const release = await holdOptionRowLock(a.sql, head);
+    const release = await holdOptionRowLock(a.databaseUrl, head);
     let answered: ApiResponse;
     try {
       const headAnswer = apiA.purchase(head, 1);
@@ -109,7 +109,7 @@ describe('Idempotency-Key claims and instance liveness', () => {
       const acknowledged = await Promise.all(requests.slice(0, 20).map((r) => send(victimApi, r)));
       for (const response of acknowledged) expect(response.status).toBe(201);
       // The second half is claimed by the victim and waits in its commit when it is killed.
-      const release = await holdOptionRowLock(survivor.sql, optionId);
+      const release = await holdOptionRowLock(survivor.databaseUrl, optionId);
       cleanups.push(release);
       const inFlight = requests.slice(20).map((r) =>
         send(victimApi, r).then(

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Client, Pool } from 'pg';
+import { Pool } from 'pg';
 import { auditOption, PurchaseAttempt } from './support/audit';
 import { databaseNameOf, untilSomeoneWaitsForALock } from './support/database-outage';
 import { JsonApiClient, purchaseBody } from './support/jsonapi-client';
@@ -7,6 +7,7 @@ import { findFreePort } from './support/ports';
 import { ServerProcess, spawnServer, waitUntilServing } from './support/server-process';
 import { createTestDatabase, sidePool, startTestApp } from './support/test-app';
 import { waitFor } from './support/waiting';
+import { holdOptionRowLock } from './support/row-lock';
 
 const PURCHASES = 2000;
 
@@ -128,18 +129,6 @@ async function auditAll(cluster: Cluster, results: Result[], optionIds: string[]
   }
 }
 
-/** Holds an option's row lock from a side session until the returned function is called. */
-async function lockRow(databaseUrl: string, optionId: string): Promise<() => Promise<void>> {
-  const side = new Client({ connectionString: databaseUrl });
-  await side.connect();
-  await side.query('BEGIN');
-  await side.query('SELECT 1 FROM ticket_options WHERE id = $1 FOR UPDATE', [optionId]);
-  return async () => {
-    await side.query('ROLLBACK');
-    await side.end();
-  };
-}
-
 describe('three instances on one database', () => {
   it(`${PURCHASES} concurrent purchases across 3 processes and 2 options never oversell`, async () => {
     const cluster = await startCluster();
@@ -173,7 +162,7 @@ describe('three instances on one database', () => {
       // a row lock the test holds (the lock timeout is far away), so none of them can be
       // answered before the kill, whatever the machine's speed.
       const stuck = await cluster.clients[0].createTicketOption({ name: 'Stuck', allocation: 50 });
-      release = await lockRow(cluster.databaseUrl, stuck);
+      release = await holdOptionRowLock(cluster.databaseUrl, stuck);
       const stuckResults = Array.from({ length: 10 }, () =>
         send({ optionId: stuck, quantity: 1, client: kill.victim, nested: true }, kill),
       );

@@ -1,18 +1,22 @@
-import type { Pool } from 'pg';
+import { Client } from 'pg';
 
 /**
- * Holds the row lock of one ticket option until `release()` (idempotent), so that a commit on it
- * waits in the database meanwhile: the way tests keep a statement in flight.
+ * Holds one ticket option's row lock from a side session, as a long foreign transaction would,
+ * until `release()` (idempotent): a commit on that option waits in the database meanwhile.
  */
-export async function holdOptionRowLock(sql: Pool, optionId: string): Promise<() => Promise<void>> {
-  const client = await sql.connect();
-  await client.query('BEGIN');
-  await client.query('SELECT 1 FROM ticket_options WHERE id = $1 FOR UPDATE', [optionId]);
+export async function holdOptionRowLock(
+  databaseUrl: string,
+  optionId: string,
+): Promise<() => Promise<void>> {
+  const side = new Client({ connectionString: databaseUrl });
+  await side.connect();
+  await side.query('BEGIN');
+  await side.query('SELECT 1 FROM ticket_options WHERE id = $1 FOR UPDATE', [optionId]);
   let released = false;
   return async () => {
     if (released) return;
     released = true;
-    await client.query('COMMIT');
-    client.release();
+    await side.query('ROLLBACK');
+    await side.end();
   };
 }
