@@ -1,6 +1,5 @@
 import { MikroORM } from '@mikro-orm/postgresql';
-import { buildOrmOptions } from '../src/database/mikro-orm.config';
-import { createTestDatabase } from './support/test-app';
+import { startMigratedOrm } from './support/test-app';
 
 /**
  * Entities, migrations and the live schema agree: after every migration has run on an empty
@@ -9,20 +8,12 @@ import { createTestDatabase } from './support/test-app';
  * difference, e.g. drop a CHECK constraint or a table the entities do not know.
  */
 describe('schema', () => {
-  let database: { url: string; drop(): Promise<void> };
   let orm: MikroORM;
+  let close: () => Promise<void>;
   beforeAll(async () => {
-    database = await createTestDatabase();
-    orm = await MikroORM.init({
-      ...buildOrmOptions({ databaseUrl: database.url, poolSize: 2 }),
-      logger: () => undefined,
-    });
-    await orm.migrator.up();
+    ({ orm, close } = await startMigratedOrm(2));
   });
-  afterAll(async () => {
-    await orm.close(true);
-    await database.drop();
-  });
+  afterAll(() => close());
 
   it('the ORM finds nothing to change in a freshly migrated database', async () => {
     expect(await orm.schema.getUpdateSchemaSQL({ wrap: false })).toBe('');

@@ -1,24 +1,15 @@
 import { MikroORM } from '@mikro-orm/postgresql';
-import { buildOrmOptions } from '../src/database/mikro-orm.config';
 import { poolOf, runStatement } from '../src/database/sql';
-import { createTestDatabase } from './support/test-app';
+import { startMigratedOrm } from './support/test-app';
 
 /** The one primitive every statement goes through (src/database/sql.ts), on a pool of one. */
 describe('runStatement', () => {
-  let database: { url: string; drop(): Promise<void> };
   let orm: MikroORM;
+  let close: () => Promise<void>;
   beforeAll(async () => {
-    database = await createTestDatabase();
-    orm = await MikroORM.init({
-      ...buildOrmOptions({ databaseUrl: database.url, poolSize: 1 }),
-      logger: () => undefined,
-    });
-    await orm.migrator.up();
+    ({ orm, close } = await startMigratedOrm(1));
   });
-  afterAll(async () => {
-    await orm.close(true);
-    await database.drop();
-  });
+  afterAll(() => close());
 
   const backendPid = async () =>
     (await runStatement<{ pid: number }>(orm, { text: 'SELECT pg_backend_pid() AS pid' })).rows[0]

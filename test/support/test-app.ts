@@ -1,8 +1,10 @@
+import { MikroORM } from '@mikro-orm/postgresql';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { randomBytes } from 'node:crypto';
 import { Client, Pool } from 'pg';
 import { createApp } from '../../src/app.factory';
 import { loadConfig } from '../../src/config/app-config';
+import { buildOrmOptions } from '../../src/database/mikro-orm.config';
 import { GENEROUS_DATABASE_TIMEOUTS } from './waiting';
 
 function adminUrl(): string {
@@ -83,6 +85,25 @@ export async function startTestApp(
       await app.close();
       await sql.end();
       await database?.drop();
+    },
+  };
+}
+
+/** A bare MikroORM on a fresh, fully migrated database of its own (no application around it). */
+export async function startMigratedOrm(
+  poolSize: number,
+): Promise<{ orm: MikroORM; close: () => Promise<void> }> {
+  const database = await createTestDatabase();
+  const orm = await MikroORM.init({
+    ...buildOrmOptions({ databaseUrl: database.url, poolSize }),
+    logger: () => undefined,
+  });
+  await orm.migrator.up();
+  return {
+    orm,
+    close: async () => {
+      await orm.close(true);
+      await database.drop();
     },
   };
 }
