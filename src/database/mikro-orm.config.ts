@@ -4,10 +4,12 @@ import { Migrator } from '@mikro-orm/migrations';
 import { defineConfig, PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { IdempotencyKey } from '../idempotency/idempotency-key.entity';
 import { Purchase } from '../purchases/purchase.entity';
+import { Reservation } from '../reservations/reservation.entity';
 import { TicketOption } from '../ticket-options/ticket-option.entity';
 import { Migration20261121000000InitialSchema } from './migrations/Migration20261121000000InitialSchema';
 import { Migration20261121100000IdempotencyKeys } from './migrations/Migration20261121100000IdempotencyKeys';
 import { Migration20261201000000IdempotencyAnswers } from './migrations/Migration20261201000000IdempotencyAnswers';
+import { Migration20261202000000Reservations } from './migrations/Migration20261202000000Reservations';
 
 /** Every migration, in order. Listed explicitly so that ts-jest, ts-node and dist/ behave alike. */
 export const MIGRATIONS = [
@@ -17,6 +19,7 @@ export const MIGRATIONS = [
     name: 'Migration20261201000000IdempotencyAnswers',
     class: Migration20261201000000IdempotencyAnswers,
   },
+  { name: 'Migration20261202000000Reservations', class: Migration20261202000000Reservations },
 ];
 
 const ormLogger = new Logger('MikroORM');
@@ -33,7 +36,7 @@ export function buildOrmOptions(settings: OrmSettings) {
   return defineConfig({
     driver: PostgreSqlDriver,
     clientUrl: settings.databaseUrl,
-    entities: [TicketOption, Purchase, IdempotencyKey],
+    entities: [TicketOption, Purchase, Reservation, IdempotencyKey],
     extensions: [Migrator],
     pool: { min: 0, max: settings.poolSize },
     debug: settings.debug ?? false,
