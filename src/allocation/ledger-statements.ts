@@ -132,6 +132,16 @@ export interface LedgerShape {
   keyed: boolean;
 }
 
+/** One letter per kind, for the prepared statement's name (one name per distinct text). */
+const SHAPE_LETTERS: Record<keyof LedgerShape, string> = {
+  purchases: 'p',
+  holds: 'h',
+  confirms: 'c',
+  releases: 'r',
+  cancels: 'x',
+  keyed: 'k',
+};
+
 /** The parameter arrays of a ledger statement, in order, by name. */
 export const LEDGER_PARAMETERS = {
   options: ['uuid', 'int', 'int', 'int'], // id, sold taken, held taken, expected version
@@ -254,9 +264,9 @@ export function ledgerStatement(mode: CommitMode, shape: LedgerShape): NamedStat
            ${iso('b.updated_at')} AS at, NULL::text AS created_at, NULL::text AS status,
            ${inserted} AS inserted
       FROM bumped b ${check}`;
-  const name = Object.entries(shape)
-    .filter(([, on]) => on)
-    .map(([kind]) => kind[0])
+  const name = (Object.keys(SHAPE_LETTERS) as Array<keyof LedgerShape>)
+    .filter((kind) => shape[kind])
+    .map((kind) => SHAPE_LETTERS[kind])
     .join('');
   return {
     name: `ledger-commit-${mode}-${name}`,
