@@ -7,6 +7,7 @@ import { IdempotencyModule } from './idempotency/idempotency.module';
 import { JsonApiModule } from './jsonapi/jsonapi.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PurchasesModule } from './purchases/purchases.module';
+import { ReservationsModule } from './reservations/reservations.module';
 import { TicketOptionsModule } from './ticket-options/ticket-options.module';
 
 @Module({})
@@ -21,6 +22,7 @@ export class AppModule {
         IdempotencyModule,
         TicketOptionsModule,
         PurchasesModule,
+        ReservationsModule,
         HealthModule,
         MetricsModule,
       ],

@@ -38,3 +38,43 @@ export class AllocationConflictError extends UnavailableError {
     );
   }
 }
+
+/** A hold asked for more tickets than remain: nothing is held. */
+export class InsufficientAvailabilityForHoldError extends DomainError {
+  constructor(
+    readonly requested: number,
+    readonly remaining: number,
+  ) {
+    super(
+      {
+        code: 'invalid_reservation_quantity',
+        detail: `Unable to hold ${requested} tickets: ${Math.max(remaining, 0)} remain.`,
+        source: { pointer: '/data/attributes/quantity' },
+      },
+      { final: true },
+    );
+  }
+}
+
+export const RESERVATION_POINTER = '/data/relationships/reservation/data/id';
+
+/**
+ * A reservation that can no longer be confirmed (or released): its state is final, so the answer
+ * is too, and a retry with the same Idempotency-Key gets it replayed.
+ */
+export class ReservationStateError extends DomainError {
+  constructor(
+    readonly state: 'expired' | 'released' | 'confirmed',
+    reservationId: string,
+    pointer: string | undefined = RESERVATION_POINTER,
+  ) {
+    super(
+      {
+        code: `reservation_${state}`,
+        detail: `Reservation ${JSON.stringify(reservationId)} is ${state}.`,
+        ...(pointer === undefined ? {} : { source: { pointer } }),
+      },
+      { final: true },
+    );
+  }
+}

@@ -5,9 +5,10 @@ import { TICKET_OPTION_STORE } from './ticket-option.store';
 
 @Module({
   providers: [
-    { provide: TICKET_OPTION_STORE, useClass: PostgresTicketOptionStore },
+    PostgresTicketOptionStore,
+    { provide: TICKET_OPTION_STORE, useExisting: PostgresTicketOptionStore },
     TicketOptionActorRegistry,
   ],
-  exports: [TicketOptionActorRegistry],
+  exports: [TicketOptionActorRegistry, PostgresTicketOptionStore],
 })
 export class AllocationModule {}

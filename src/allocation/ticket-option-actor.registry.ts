@@ -97,15 +97,18 @@ export class TicketOptionActorRegistry
   stats(): RegistryStats {
     const totals = { ...this.retired };
     let queueDepth = 0;
+    let ticketsHeld = 0;
     for (const actor of this.actors.values()) {
       for (const key of Object.keys(totals) as Array<keyof ActorStats>)
         totals[key] += actor.stats[key];
       queueDepth += actor.queueDepth;
+      ticketsHeld += actor.cachedState?.held ?? 0;
     }
     return {
       ...totals,
       meanBatchSize: totals.commits === 0 ? 0 : totals.purchasesCommitted / totals.commits,
       queueDepth,
+      ticketsHeld,
       liveActors: this.actors.size,
       activations: this.activations,
       passivations: this.passivations,
@@ -160,6 +163,8 @@ export type CommitListener = (batchSize: number, attempt: number) => void;
 export interface RegistryStats extends ActorStats {
   meanBatchSize: number;
   queueDepth: number;
+  /** `held` of the options with a live actor here, as of each one's last commit or read. */
+  ticketsHeld: number;
   liveActors: number;
   activations: number;
   passivations: number;

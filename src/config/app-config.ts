@@ -22,6 +22,18 @@ export interface ActorConfig {
   maxWritesInFlight: number;
 }
 
+/** Holds (docs/design.md, Reservations). */
+export interface ReservationConfig {
+  /** `ttl_seconds` of a hold that does not say. */
+  defaultTtlSeconds: number;
+  /** The longest hold a client may ask for. */
+  maxTtlSeconds: number;
+  /** How often each instance expires due holds (SKIP LOCKED: instances share the work). */
+  sweepMs: number;
+  /** Most due holds one sweep statement expires. */
+  sweepLimit: number;
+}
+
 export interface DatabaseTimeouts {
   /** `statement_timeout` of every pooled session. */
   statementMs: number;
@@ -61,6 +73,7 @@ export interface AppConfig {
    */
   idempotencyClaimLeaseMs: number;
   actor: ActorConfig;
+  reservations: ReservationConfig;
   embeddedPostgres: EmbeddedPostgresConfig;
 }
 
@@ -149,6 +162,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
       commitMode,
       maxWritesInFlight: int('DB_MAX_WRITES_IN_FLIGHT', 4, 1, 1000),
     },
+    reservations: {
+      defaultTtlSeconds: int('RESERVATION_TTL_S', 600, 1, 86_400),
+      maxTtlSeconds: int('RESERVATION_MAX_TTL_S', 3_600, 1, 86_400),
+      sweepMs: int('RESERVATION_SWEEP_MS', 250, 10, 60_000),
+      sweepLimit: int('RESERVATION_SWEEP_LIMIT', 1_000, 1, 100_000),
+    },
     embeddedPostgres: {
       dataDir: resolve(env.EMBEDDED_PG_DATA_DIR?.trim() || '.data/postgres'),
       dataDirChosen: Boolean(env.EMBEDDED_PG_DATA_DIR?.trim()),
@@ -156,6 +175,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
   };
 
+  const { defaultTtlSeconds, maxTtlSeconds } = config.reservations;
+  if (defaultTtlSeconds > maxTtlSeconds) {
+    problems.push(
+      `RESERVATION_TTL_S (${defaultTtlSeconds}) must not exceed RESERVATION_MAX_TTL_S (${maxTtlSeconds})`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

@@ -1,15 +1,20 @@
 import { Injectable, PipeTransform } from '@nestjs/common';
 import { NotFoundError } from '../common/domain.error';
 import { JsonApiQuery, parseJsonApiQuery, RawQuery } from './query-parameters';
-import { isUuid, ParsedResource, ResourceDocumentParser } from './resource-document';
+import { isUuid, ParsedResource } from './resource-document';
 import type { QueryRules } from './resource-type';
+
+/** Anything that validates a request body into a typed document (e.g. a ResourceDocumentParser). */
+export interface DocumentParser<T> {
+  parse(body: unknown): T;
+}
 
 /** Validates a request body against one resource document spec (see resource-document.ts). */
 @Injectable()
-export class JsonApiBodyPipe<A> implements PipeTransform<unknown, ParsedResource<A>> {
-  constructor(private readonly parser: ResourceDocumentParser<A>) {}
+export class JsonApiBodyPipe<T = ParsedResource<unknown>> implements PipeTransform<unknown, T> {
+  constructor(private readonly parser: DocumentParser<T>) {}
 
-  transform(body: unknown): ParsedResource<A> {
+  transform(body: unknown): T {
     return this.parser.parse(body);
   }
 }

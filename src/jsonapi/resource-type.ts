@@ -14,21 +14,39 @@ export interface ResourceType {
   readonly includes: ReadonlyMap<string, ResourceType>;
 }
 
+/**
+ * `includes` may be a function, read on first use: two types that include each other (a purchase
+ * and the reservation it confirmed) are defined in two modules that import each other.
+ */
 export function defineResourceType(
   spec: ResourceDocumentSpec,
-  includes: Readonly<Record<string, ResourceType>> = {},
+  includes: IncludeTable | (() => IncludeTable) = {},
+  /** Fields that responses show but requests never set (e.g. a status). */
+  readOnlyFields: readonly string[] = [],
 ): ResourceType {
-  for (const [name, target] of Object.entries(includes)) {
-    if (spec.relationships[name]?.type !== target.type) {
-      throw new Error(`${spec.type}: "${name}" is not a relationship to ${target.type}`);
-    }
-  }
+  let resolved: ReadonlyMap<string, ResourceType> | undefined;
   return {
     type: spec.type,
-    fields: new Set([...Object.keys(spec.attributes), ...Object.keys(spec.relationships)]),
-    includes: new Map(Object.entries(includes)),
+    fields: new Set([
+      ...Object.keys(spec.attributes),
+      ...Object.keys(spec.relationships),
+      ...readOnlyFields,
+    ]),
+    get includes() {
+      if (resolved) return resolved;
+      const table = typeof includes === 'function' ? includes() : includes;
+      for (const [name, target] of Object.entries(table)) {
+        if (spec.relationships[name]?.type !== target.type) {
+          throw new Error(`${spec.type}: "${name}" is not a relationship to ${target.type}`);
+        }
+      }
+      resolved = new Map(Object.entries(table));
+      return resolved;
+    },
   };
 }
+
+type IncludeTable = Readonly<Record<string, ResourceType>>;
 
 /** What one endpoint accepts in its query string. */
 export interface QueryRules {
@@ -43,17 +61,27 @@ export interface QueryRules {
   readonly types: ReadonlyMap<string, ResourceType>;
 }
 
+/** Read on first use, like the include tables they follow (see defineResourceType). */
 export function queryRules(primary: ResourceType, options: { include: boolean }): QueryRules {
-  const include = options.include && primary.includes.size > 0;
-  const types = new Map<string, ResourceType>();
-  const pending = [primary];
-  while (pending.length > 0) {
-    const next = pending.pop()!;
-    if (types.has(next.type)) continue;
-    types.set(next.type, next);
-    if (include) pending.push(...next.includes.values());
-  }
-  return { primary, include, types };
+  let types: Map<string, ResourceType> | undefined;
+  return {
+    primary,
+    get include() {
+      return options.include && primary.includes.size > 0;
+    },
+    get types() {
+      if (types) return types;
+      types = new Map<string, ResourceType>();
+      const pending = [primary];
+      while (pending.length > 0) {
+        const next = pending.pop()!;
+        if (types.has(next.type)) continue;
+        types.set(next.type, next);
+        if (this.include) pending.push(...next.includes.values());
+      }
+      return types;
+    },
+  };
 }
 
 /** Include paths are followed this deep at most (an include graph may have cycles). */

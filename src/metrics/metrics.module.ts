@@ -1,10 +1,11 @@
 import { Module } from '@nestjs/common';
 import { AllocationModule } from '../allocation/allocation.module';
+import { ReservationsModule } from '../reservations/reservations.module';
 import { MetricsController } from './metrics.controller';
 import { MetricsService } from './metrics.service';
 
 @Module({
-  imports: [AllocationModule],
+  imports: [AllocationModule, ReservationsModule],
   controllers: [MetricsController],
   providers: [MetricsService],
   exports: [MetricsService],

@@ -7,6 +7,7 @@ import { TicketOptionActorRegistry } from '../allocation/ticket-option-actor.reg
 import type { RegistryStats } from '../allocation/ticket-option-actor.registry';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
+import { ReservationExpirySweeper } from '../reservations/reservation-expiry.sweeper';
 import { poolOf } from '../database/sql';
 
 /** The `route` label of requests that matched no route: raw URLs would explode cardinality. */
@@ -50,6 +51,7 @@ export class MetricsService implements OnModuleInit {
     private readonly orm: MikroORM,
     private readonly adapterHost: HttpAdapterHost,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly sweeper: ReservationExpirySweeper,
   ) {
     this.snapshot = actors.stats();
     collectDefaultMetrics({ register: this.registry });
@@ -135,6 +137,33 @@ export class MetricsService implements OnModuleInit {
         'Actor commits that failed on a database error (their batch got 503).',
         (s) => s.failedCommits,
       ],
+      ['ticket_holds_created_total', 'Holds committed (answered 201).', (s) => s.holdsCommitted],
+      [
+        'ticket_holds_refused_total',
+        'Holds refused because fewer tickets remained (400 invalid_reservation_quantity).',
+        (s) => s.holdRefusals,
+      ],
+      [
+        'ticket_holds_confirmed_total',
+        'Holds confirmed into purchases (also counted in ticket_purchases_accepted_total).',
+        (s) => s.holdsConfirmed,
+      ],
+      ['ticket_holds_released_total', 'Holds released by their client.', (s) => s.holdsReleased],
+      [
+        'ticket_holds_expired_total',
+        'Due holds expired by this instance: by its sweeps, and by actors before a refusal.',
+        (s) => s.holdsExpired + this.sweeper.stats.holdsExpired,
+      ],
+      [
+        'ticket_purchases_cancelled_total',
+        'Purchases cancelled (their tickets returned).',
+        (s) => s.purchasesCancelled,
+      ],
+      [
+        'ticket_hold_sweep_failures_total',
+        'Expiry sweeps that failed (database error); the next one retries.',
+        () => this.sweeper.stats.failures,
+      ],
       ['ticket_actor_activations_total', 'Actors activated.', (s) => s.activations],
       ['ticket_actor_passivations_total', 'Idle actors passivated.', (s) => s.passivations],
     ];
@@ -157,6 +186,11 @@ export class MetricsService implements OnModuleInit {
         (s) => s.queueDepth,
       ],
       ['ticket_actors_live', 'Actors alive in this process.', (s) => s.liveActors],
+      [
+        'tickets_held',
+        'Tickets held by reservations, summed over the options with a live actor in this process (as of each actor’s last commit or read; may include due holds not swept yet).',
+        (s) => s.ticketsHeld,
+      ],
     ];
     for (const [name, help, read] of gauges) {
       const gauge: Gauge = new Gauge({

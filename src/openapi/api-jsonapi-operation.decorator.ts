@@ -30,7 +30,8 @@ export interface JsonApiOperationOptions {
   description?: string;
   /** Component schema of the request document (routes with a body). */
   requestBody?: RequestSchemaName;
-  success: { status: 200 | 201; schema: SchemaName; description: string };
+  /** No schema: a 204 (no body). */
+  success: { status: 200 | 201 | 204; schema?: SchemaName; description: string };
   /** What the `:id` path parameter names, when the route has one. */
   pathId?: string;
   /**
@@ -40,8 +41,8 @@ export interface JsonApiOperationOptions {
   errors?: ErrorCode[];
   /** Accepts `Idempotency-Key` (the POST routes): documents it and opts the route in. */
   idempotent?: boolean;
-  /** The query parameters it honours (the same rules its query pipe enforces). */
-  query: QueryRules;
+  /** The query parameters it honours (the same rules its query pipe enforces); none if absent. */
+  query?: QueryRules;
 }
 
 /** Every JSON:API route: query parameters, content negotiation, the unexpected, the unavailable. */
@@ -91,7 +92,7 @@ export function ApiJsonApiOperation(options: JsonApiOperationOptions): MethodDec
     ApiResponse({
       status: options.success.status,
       description: options.success.description,
-      schema: schemaRef(options.success.schema),
+      ...(options.success.schema ? { schema: schemaRef(options.success.schema) } : {}),
       headers: successHeaders(options),
     }),
   ];
@@ -126,9 +127,9 @@ export function ApiJsonApiOperation(options: JsonApiOperationOptions): MethodDec
   decorators.push(
     RouteConfig({
       ...(options.idempotent ? IDEMPOTENT_ROUTE_CONFIG : {}),
-      jsonApiQuery: options.query,
+      ...(options.query ? { jsonApiQuery: options.query } : {}),
     }),
-    ...queryParameters(options.query),
+    ...(options.query ? queryParameters(options.query) : []),
   );
   return applyDecorators(...decorators);
 }
@@ -197,13 +198,22 @@ function errorResponse(
     headers: {
       'X-Request-Id': headerRef(HEADERS.requestId),
       ...(status === 503 ? { 'Retry-After': headerRef(HEADERS.retryAfter) } : {}),
-      // A refusal for lack of tickets is final, so it is stored and replayed like a 201.
-      ...(options.idempotent && codes.includes('invalid_purchase_quantity')
+      // A refusal for lack of tickets, or of a reservation in a final state, is final: stored
+      // and replayed like a 201.
+      ...(options.idempotent && codes.some((code) => FINAL_REFUSALS.has(code))
         ? { 'Idempotent-Replayed': headerRef(HEADERS.replayed) }
         : {}),
     },
   });
 }
+
+const FINAL_REFUSALS = new Set<ErrorCode>([
+  'invalid_purchase_quantity',
+  'invalid_reservation_quantity',
+  'reservation_expired',
+  'reservation_released',
+  'reservation_confirmed',
+]);
 
 function unique<T>(values: T[]): T[] {
   return [...new Set(values)];

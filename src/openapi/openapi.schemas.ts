@@ -3,12 +3,20 @@ import { ERROR_CATALOG } from '../jsonapi/error-catalog';
 import type { ResourceDocumentParser, ResourceDocumentSpec } from '../jsonapi/resource-document';
 import type { QueryRules } from '../jsonapi/resource-type';
 import {
+  confirmationParser,
   nestedPurchaseParser,
   PURCHASE_READ_QUERY,
   purchaseParser,
   purchasePath,
   PURCHASES_TYPE,
 } from '../purchases/purchase.document';
+import {
+  nestedReservationParser,
+  RESERVATION_READ_QUERY,
+  reservationParser,
+  reservationPath,
+  RESERVATIONS_TYPE,
+} from '../reservations/reservation.document';
 import {
   createTicketOptionParser,
   MAX_INT32,
@@ -30,6 +38,12 @@ export const SCHEMAS = {
   purchaseCompound: 'PurchaseCompoundDocument',
   ticketOptionResource: 'TicketOptionResource',
   purchaseResource: 'PurchaseResource',
+  reservationRequest: 'ReservationCreateDocument',
+  nestedReservationRequest: 'NestedReservationCreateDocument',
+  reservation: 'ReservationDocument',
+  /** The reservation read: `included` when `include` was sent. */
+  reservationCompound: 'ReservationCompoundDocument',
+  reservationResource: 'ReservationResource',
   errorSource: 'ErrorSource',
 } as const;
 
@@ -37,12 +51,15 @@ export const SCHEMAS = {
 const RESOURCE_SCHEMA_OF: Record<string, string> = {
   [TICKET_OPTIONS_TYPE]: SCHEMAS.ticketOptionResource,
   [PURCHASES_TYPE]: SCHEMAS.purchaseResource,
+  [RESERVATIONS_TYPE]: SCHEMAS.reservationResource,
 };
 export type SchemaName = (typeof SCHEMAS)[keyof typeof SCHEMAS];
 export type RequestSchemaName =
   | typeof SCHEMAS.ticketOptionRequest
   | typeof SCHEMAS.purchaseRequest
-  | typeof SCHEMAS.nestedPurchaseRequest;
+  | typeof SCHEMAS.nestedPurchaseRequest
+  | typeof SCHEMAS.reservationRequest
+  | typeof SCHEMAS.nestedReservationRequest;
 
 const EXAMPLE_USER = { type: 'users', id: '6f1f7b5e-8c1e-4a52-9d8e-0a4f6f7c1b11' };
 const EXAMPLE_OPTION = { type: 'ticket_options', id: '0b5d8c0e-3f4a-4c1e-9a55-6f0d2b8e7a10' };
@@ -69,6 +86,20 @@ export const REQUEST_EXAMPLES: Record<RequestSchemaName, unknown> = {
       relationships: { user: { data: EXAMPLE_USER } },
     },
   },
+  [SCHEMAS.reservationRequest]: {
+    data: {
+      type: 'reservations',
+      attributes: { quantity: 2, ttl_seconds: 600 },
+      relationships: { ticket_option: { data: EXAMPLE_OPTION }, user: { data: EXAMPLE_USER } },
+    },
+  },
+  [SCHEMAS.nestedReservationRequest]: {
+    data: {
+      type: 'reservations',
+      attributes: { quantity: 2, ttl_seconds: 600 },
+      relationships: { user: { data: EXAMPLE_USER } },
+    },
+  },
 };
 
 export function schemaRef(name: string): { $ref: string } {
@@ -83,6 +114,12 @@ export const ERROR_MEANINGS: Record<ErrorCode, string> = {
   invalid_relationship:
     'a relationship is missing, malformed, of the wrong type, its id is not a UUID, or it is unknown',
   invalid_purchase_quantity: 'more tickets were asked for than remain; nothing was sold',
+  invalid_reservation_quantity: 'more tickets were asked for than remain; nothing was held',
+  reservation_expired:
+    'the reservation passed its `expires_at` (by the database clock): it cannot be confirmed',
+  reservation_released: 'the reservation was released: it cannot be confirmed',
+  reservation_confirmed:
+    'the reservation is already confirmed (a retry with the same `Idempotency-Key` replays its 201 instead)',
   client_id_unsupported: 'the document carries a client-generated `data.id`',
   not_found: 'no resource has this id (or the id is not a UUID)',
   invalid_query_parameter:
@@ -90,7 +127,8 @@ export const ERROR_MEANINGS: Record<ErrorCode, string> = {
   not_acceptable:
     '`Accept` lists `application/vnd.api+json` only with parameters other than `ext`/`profile`',
   type_conflict: '`data.type` is not the type this endpoint creates',
-  id_conflict: 'the `ticket_option` relationship names another option than the path',
+  id_conflict:
+    'the `ticket_option` relationship names another option than the path, or a relationship of a confirmation is not the reservation’s',
   idempotency_key_in_flight:
     'a request with the same `Idempotency-Key` is still being processed; retry later',
   payload_too_large: 'the body exceeds the size limit (`BODY_LIMIT_BYTES`)',
@@ -112,9 +150,10 @@ const SOURCE_OF: Partial<Record<ErrorCode, JsonSchema>> = {
   invalid_attribute: pointerSource('^/data/attributes/'),
   invalid_relationship: pointerSource('^/data/relationships/'),
   invalid_purchase_quantity: pointerSource('^/data/attributes/quantity$'),
+  invalid_reservation_quantity: pointerSource('^/data/attributes/quantity$'),
   client_id_unsupported: pointerSource('^/data/id$'),
   type_conflict: pointerSource('^/data/type$'),
-  id_conflict: pointerSource('^/data/relationships/ticket_option/data/id$'),
+  id_conflict: pointerSource('^/data/relationships/(ticket_option|user|reservation)/data/id$'),
   not_acceptable: parameterSource('Accept'),
   unsupported_media_type: parameterSource('Content-Type'),
   invalid_header: parameterSource(),
@@ -232,9 +271,17 @@ const SPARSE_NOTE = (type: string) =>
 function resourceObjectSchema(
   spec: ResourceDocumentSpec,
   selfPath: (id: string) => string,
+  responseOnly: ResponseOnlyFields = {},
 ): JsonSchema {
-  const attributes = withoutParserKeywords(structuredClone(spec.attributes));
-  const relationships = Object.entries(spec.relationships);
+  const attributes = {
+    ...withoutParserKeywords(structuredClone(spec.attributes)),
+    ...responseOnly.attributes,
+  };
+  const nullable = new Set(responseOnly.nullableRelationships ?? []);
+  const relationships = Object.entries({
+    ...spec.relationships,
+    ...responseOnly.relationships,
+  });
   const members = relationships.length ? ['attributes', 'relationships'] : ['attributes'];
   return {
     type: 'object',
@@ -256,7 +303,10 @@ function resourceObjectSchema(
               description: SPARSE_NOTE(spec.type),
               additionalProperties: false,
               properties: Object.fromEntries(
-                relationships.map(([name, { type }]) => [name, toOneLinkageSchema(type)]),
+                relationships.map(([name, { type }]) => [
+                  name,
+                  toOneLinkageSchema(type, nullable.has(name)),
+                ]),
               ),
             },
           }
@@ -273,21 +323,60 @@ function resourceObjectSchema(
   };
 }
 
-function toOneLinkageSchema(type: string): JsonSchema {
+/** What responses show beyond what requests send (e.g. a status, a relationship set later). */
+interface ResponseOnlyFields {
+  attributes?: Record<string, JsonSchema>;
+  relationships?: Record<string, { type: string; required: boolean }>;
+  /** To-one relationships whose `data` may be null (not set yet). */
+  nullableRelationships?: string[];
+}
+
+function toOneLinkageSchema(type: string, nullable = false): JsonSchema {
+  const identifier: JsonSchema = {
+    type: 'object',
+    required: ['type', 'id'],
+    additionalProperties: false,
+    properties: { type: { type: 'string', const: type }, id: UUID },
+  };
   return {
     type: 'object',
     required: ['data'],
     additionalProperties: false,
-    properties: {
-      data: {
-        type: 'object',
-        required: ['type', 'id'],
-        additionalProperties: false,
-        properties: { type: { type: 'string', const: type }, id: UUID },
-      },
-    },
+    properties: { data: nullable ? { oneOf: [identifier, { type: 'null' }] } : identifier },
   };
 }
+
+const TIMESTAMP: JsonSchema = {
+  type: 'string',
+  format: 'date-time',
+  description: 'RFC 3339, UTC, from the database clock.',
+};
+
+const PURCHASE_RESPONSE_ONLY: ResponseOnlyFields = {
+  attributes: {
+    status: {
+      type: 'string',
+      enum: ['completed', 'cancelled'],
+      description: '`cancelled` once `DELETE /purchases/:id` returned its tickets.',
+    },
+    cancelled_at: { oneOf: [TIMESTAMP, { type: 'null' }] },
+  },
+  nullableRelationships: ['reservation'],
+};
+
+const RESERVATION_RESPONSE_ONLY: ResponseOnlyFields = {
+  attributes: {
+    status: {
+      type: 'string',
+      enum: ['held', 'confirmed', 'released', 'expired'],
+      description: '`expired` as soon as `expires_at` has passed, whether or not it was swept.',
+    },
+    expires_at: TIMESTAMP,
+    created_at: TIMESTAMP,
+  },
+  relationships: { purchase: { type: PURCHASES_TYPE, required: false } },
+  nullableRelationships: ['purchase'],
+};
 
 /** A document whose primary data is one resource object; `included` when the rules allow it. */
 function resourceDocumentSchema(
@@ -315,17 +404,20 @@ function resourceDocumentSchema(
   };
 }
 
+const COUNT: JsonSchema = { type: 'integer', minimum: 0, maximum: MAX_INT32 };
+
 const TICKET_OPTION_META: JsonSchema = {
   type: 'object',
-  required: ['remaining'],
+  required: ['remaining', 'sold', 'held'],
   additionalProperties: false,
   properties: {
     remaining: {
-      type: 'integer',
-      minimum: 0,
-      maximum: MAX_INT32,
-      description: 'Tickets still available now; `attributes.allocation` is the original total.',
+      ...COUNT,
+      description:
+        'Tickets still available now (`allocation - sold - held`); `attributes.allocation` is the original total.',
     },
+    sold: { ...COUNT, description: 'Tickets of purchases not cancelled.' },
+    held: { ...COUNT, description: 'Tickets held by reservations that have not expired.' },
   },
 };
 
@@ -339,13 +431,36 @@ export function componentSchemas(): Record<string, JsonSchema> {
   );
   return {
     [SCHEMAS.ticketOptionRequest]: requestDocumentSchema(createTicketOptionParser),
-    [SCHEMAS.purchaseRequest]: requestDocumentSchema(purchaseParser),
-    [SCHEMAS.nestedPurchaseRequest]: requestDocumentSchema(nestedPurchaseParser),
+    // A purchase POST is a direct purchase, or (naming a reservation) its confirmation.
+    [SCHEMAS.purchaseRequest]: {
+      oneOf: [requestDocumentSchema(purchaseParser), requestDocumentSchema(confirmationParser)],
+    },
+    [SCHEMAS.nestedPurchaseRequest]: {
+      oneOf: [
+        requestDocumentSchema(nestedPurchaseParser),
+        requestDocumentSchema(confirmationParser),
+      ],
+    },
+    [SCHEMAS.reservationRequest]: requestDocumentSchema(reservationParser),
+    [SCHEMAS.nestedReservationRequest]: requestDocumentSchema(nestedReservationParser),
     [SCHEMAS.ticketOptionResource]: resourceObjectSchema(
       createTicketOptionParser.spec,
       ticketOptionPath,
     ),
-    [SCHEMAS.purchaseResource]: resourceObjectSchema(purchaseParser.spec, purchasePath),
+    [SCHEMAS.purchaseResource]: resourceObjectSchema(
+      confirmationParser.spec,
+      purchasePath,
+      PURCHASE_RESPONSE_ONLY,
+    ),
+    [SCHEMAS.reservationResource]: resourceObjectSchema(
+      reservationParser.spec,
+      reservationPath,
+      RESERVATION_RESPONSE_ONLY,
+    ),
+    [SCHEMAS.reservation]: resourceDocumentSchema(SCHEMAS.reservationResource),
+    [SCHEMAS.reservationCompound]: resourceDocumentSchema(SCHEMAS.reservationResource, {
+      includes: RESERVATION_READ_QUERY,
+    }),
     [SCHEMAS.ticketOption]: resourceDocumentSchema(SCHEMAS.ticketOptionResource, {
       meta: TICKET_OPTION_META,
     }),

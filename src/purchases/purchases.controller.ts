@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
@@ -7,10 +7,8 @@ import { DomainError } from '../common/domain.error';
 import { JsonApiBodyPipe, JsonApiQueryPipe, UuidPathPipe } from '../jsonapi/jsonapi-body.pipe';
 import { applySparseFieldsets } from '../jsonapi/query-parameters';
 import type { JsonApiQuery } from '../jsonapi/query-parameters';
-import type { ParsedResource } from '../jsonapi/resource-document';
 import { ApiJsonApiOperation } from '../openapi/api-jsonapi-operation.decorator';
 import { SCHEMAS } from '../openapi/openapi.schemas';
-import type { PurchaseAttributes } from './purchase.document';
 import {
   nestedPurchaseParser,
   PURCHASE_CREATE_QUERY,
@@ -18,9 +16,20 @@ import {
   purchaseDocument,
   purchaseParser,
   purchasePath,
+  PurchaseRequestParser,
   TICKET_OPTION_ID_POINTER,
 } from './purchase.document';
-import { PurchaseCommand, PurchasesService } from './purchases.service';
+import type { PurchaseRequestDocument, PurchaseView } from './purchase.document';
+import { PurchasesService } from './purchases.service';
+
+const CONFIRMATION_ERRORS = [
+  'reservation_expired',
+  'reservation_released',
+  'reservation_confirmed',
+] as const;
+
+const directOrConfirmation = new PurchaseRequestParser(purchaseParser);
+const nestedDirectOrConfirmation = new PurchaseRequestParser(nestedPurchaseParser);
 
 @ApiTags('purchases')
 @Controller()
@@ -30,43 +39,55 @@ export class PurchasesController {
   @Post('purchases')
   @HttpCode(201)
   @ApiJsonApiOperation({
-    summary: 'Buy tickets',
+    summary: 'Buy tickets, or confirm a reservation',
     description:
-      'Buys `quantity` (1 ≤ n ≤ 2147483647) tickets of the `ticket_option` for the `user` (any UUID: users are not managed here). A 201 is sent only once the purchase is committed; a refusal sells nothing.',
+      'Buys `quantity` (1 ≤ n ≤ 2147483647) tickets of the `ticket_option` for the `user` (any UUID: users are not managed here). A 201 is sent only once the purchase is committed; a refusal sells nothing. With a `reservation` relationship, confirms that held reservation instead: the whole hold becomes the purchase atomically, never refused for availability; `quantity`, `ticket_option` and `user` may then be omitted, and must match the reservation if sent.',
     requestBody: SCHEMAS.purchaseRequest,
     success: {
       status: 201,
       schema: SCHEMAS.purchase,
       description: 'Created: the purchase is committed.',
     },
-    errors: ['invalid_attribute', 'invalid_relationship', 'invalid_purchase_quantity', 'not_found'],
+    errors: [
+      'invalid_attribute',
+      'invalid_relationship',
+      'invalid_purchase_quantity',
+      'not_found',
+      'id_conflict',
+      ...CONFIRMATION_ERRORS,
+    ],
     idempotent: true,
     query: PURCHASE_CREATE_QUERY,
   })
   async create(
-    @Body(new JsonApiBodyPipe(purchaseParser)) document: ParsedResource<PurchaseAttributes>,
+    @Body(new JsonApiBodyPipe(directOrConfirmation)) request: PurchaseRequestDocument,
     @Query(new JsonApiQueryPipe(PURCHASE_CREATE_QUERY)) query: JsonApiQuery,
     @Res({ passthrough: true }) reply: FastifyReply,
     @IdempotencyClaimOf() idempotency: IdempotencyClaim | undefined,
   ) {
+    if (request.confirmation) return this.answer(reply, query, this.confirm(request, idempotency));
+    const { document } = request;
     // The parser guarantees the required relationships are present.
-    const ticketOptionId = document.relationships.ticket_option!.id;
-    return this.buy(reply, query, {
-      ticketOptionId,
-      userId: document.relationships.user!.id,
-      quantity: document.attributes.quantity,
-      ticketOptionPointer: TICKET_OPTION_ID_POINTER,
-      idempotency,
-    });
+    return this.answer(
+      reply,
+      query,
+      this.purchases.purchase({
+        ticketOptionId: document.relationships.ticket_option!.id,
+        userId: document.relationships.user!.id,
+        quantity: document.attributes.quantity,
+        ticketOptionPointer: TICKET_OPTION_ID_POINTER,
+        idempotency,
+      }),
+    );
   }
 
   /** The same purchase, routed by path so that a load balancer can hash on the option id. */
   @Post('ticket_options/:id/purchases')
   @HttpCode(201)
   @ApiJsonApiOperation({
-    summary: 'Buy tickets of the option in the path',
+    summary: 'Buy tickets of the option in the path, or confirm a reservation of it',
     description:
-      'The same purchase as `POST /purchases`, with the option taken from the path, so that a load balancer can route every purchase of one option to one instance. The `ticket_option` relationship may be omitted; if present it must name the same option (else 409 `id_conflict`).',
+      'The same purchase (or confirmation) as `POST /purchases`, with the option taken from the path, so that a load balancer can route every purchase of one option to one instance. The `ticket_option` relationship may be omitted; if present it must name the same option (else 409 `id_conflict`).',
     requestBody: SCHEMAS.nestedPurchaseRequest,
     pathId: 'The ticket option to buy from.',
     success: {
@@ -80,17 +101,22 @@ export class PurchasesController {
       'invalid_purchase_quantity',
       'not_found',
       'id_conflict',
+      ...CONFIRMATION_ERRORS,
     ],
     idempotent: true,
     query: PURCHASE_CREATE_QUERY,
   })
   async createForOption(
     @Param('id', UuidPathPipe) ticketOptionId: string,
-    @Body(new JsonApiBodyPipe(nestedPurchaseParser)) document: ParsedResource<PurchaseAttributes>,
+    @Body(new JsonApiBodyPipe(nestedDirectOrConfirmation)) request: PurchaseRequestDocument,
     @Query(new JsonApiQueryPipe(PURCHASE_CREATE_QUERY)) query: JsonApiQuery,
     @Res({ passthrough: true }) reply: FastifyReply,
     @IdempotencyClaimOf() idempotency: IdempotencyClaim | undefined,
   ) {
+    if (request.confirmation) {
+      return this.answer(reply, query, this.confirm(request, idempotency, ticketOptionId));
+    }
+    const { document } = request;
     const linked = document.relationships.ticket_option;
     if (linked && linked.id !== ticketOptionId) {
       throw new DomainError({
@@ -99,24 +125,28 @@ export class PurchasesController {
         source: { pointer: TICKET_OPTION_ID_POINTER },
       });
     }
-    return this.buy(reply, query, {
-      ticketOptionId,
-      userId: document.relationships.user!.id,
-      quantity: document.attributes.quantity,
-      idempotency,
-    });
+    return this.answer(
+      reply,
+      query,
+      this.purchases.purchase({
+        ticketOptionId,
+        userId: document.relationships.user!.id,
+        quantity: document.attributes.quantity,
+        idempotency,
+      }),
+    );
   }
 
   @Get('purchases/:id')
   @ApiJsonApiOperation({
     summary: 'Read a purchase',
     description:
-      '`include=ticket_option` adds the option to `included` (a compound document); `fields[TYPE]` keeps only the listed fields of that type.',
+      '`status` is `completed`, or `cancelled` (with `cancelled_at`) after `DELETE /purchases/:id`. `include=ticket_option,reservation` adds those to `included` (a compound document); `fields[TYPE]` keeps only the listed fields of that type.',
     pathId: 'The purchase id.',
     success: {
       status: 200,
       schema: SCHEMAS.purchaseCompound,
-      description: 'The purchase, as answered when it was created (with `included` if asked).',
+      description: 'The purchase (with `included` if asked).',
     },
     errors: ['not_found'],
     query: PURCHASE_READ_QUERY,
@@ -134,8 +164,38 @@ export class PurchasesController {
     return applySparseFieldsets(document, query);
   }
 
-  private async buy(reply: FastifyReply, query: JsonApiQuery, command: PurchaseCommand) {
-    const purchase = await this.purchases.purchase(command);
+  @Delete('purchases/:id')
+  @HttpCode(204)
+  @ApiJsonApiOperation({
+    summary: 'Cancel a purchase',
+    description:
+      'Returns its tickets (available at once). The purchase is kept for the record, with `status: "cancelled"` and `cancelled_at`. Cancelling a cancelled purchase changes nothing (204).',
+    pathId: 'The purchase id.',
+    success: { status: 204, description: 'Cancelled (now or before).' },
+    errors: ['not_found'],
+  })
+  async cancel(@Param('id', UuidPathPipe) id: string): Promise<void> {
+    await this.purchases.cancel(id);
+  }
+
+  private confirm(
+    request: Extract<PurchaseRequestDocument, { confirmation: true }>,
+    idempotency: IdempotencyClaim | undefined,
+    pathTicketOptionId?: string,
+  ): Promise<PurchaseView> {
+    const { relationships, attributes } = request.document;
+    return this.purchases.confirm({
+      reservationId: relationships.reservation!.id,
+      ticketOptionId: relationships.ticket_option?.id,
+      pathTicketOptionId,
+      userId: relationships.user?.id,
+      quantity: attributes.quantity,
+      idempotency,
+    });
+  }
+
+  private async answer(reply: FastifyReply, query: JsonApiQuery, created: Promise<PurchaseView>) {
+    const purchase = await created;
     void reply.header('location', purchasePath(purchase.id));
     return applySparseFieldsets(purchaseDocument(purchase), query);
   }

@@ -3,17 +3,20 @@ import { Injectable } from '@nestjs/common';
 import { runStatement, Statement } from '../database/sql';
 import type { PurchaseView } from './purchase.document';
 
+const VIEW_COLUMNS = `p.id, p.ticket_option_id AS "ticketOptionId", p.user_id AS "userId",
+       p.quantity, p.status,
+       to_char(p.cancelled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "cancelledAt",
+       p.reservation_id AS "reservationId"`;
+
 export const READ_PURCHASE: Statement = {
   name: 'purchase-read',
-  text: `SELECT id, ticket_option_id AS "ticketOptionId", user_id AS "userId", quantity
-           FROM purchases WHERE id = $1`,
+  text: `SELECT ${VIEW_COLUMNS} FROM purchases p WHERE p.id = $1`,
 };
 
 /** The purchase and its option in one round trip (the foreign key guarantees the option). */
 export const READ_PURCHASE_WITH_OPTION: Statement = {
   name: 'purchase-read-with-option',
-  text: `SELECT p.id, p.ticket_option_id AS "ticketOptionId", p.user_id AS "userId", p.quantity,
-                o.name, o.description, o.allocation
+  text: `SELECT ${VIEW_COLUMNS}, o.name, o.description, o.allocation
            FROM purchases p JOIN ticket_options o ON o.id = p.ticket_option_id
           WHERE p.id = $1`,
 };
@@ -25,8 +28,9 @@ export type PurchaseWithOptionRow = PurchaseView & {
 };
 
 /**
- * Reads of the `purchases` table. Rows are written only by the option store's commit
- * (src/allocation/postgres-ticket-option.store.ts), in the statement that raises `purchased`.
+ * Reads of the `purchases` table. Rows are written (created, confirmed from a reservation,
+ * cancelled) only by the option store's commit (src/allocation/ledger-statements.ts), in the
+ * statement that moves `purchased`.
  */
 @Injectable()
 export class PurchasesRepository {

@@ -1,10 +1,23 @@
 import { Injectable } from '@nestjs/common';
-import { TicketOptionNotFoundError } from '../allocation/allocation.errors';
-import { TicketOptionActorRegistry } from '../allocation/ticket-option-actor.registry';
 import { randomUUID } from 'node:crypto';
-import { NotFoundError } from '../common/domain.error';
+import {
+  RESERVATION_POINTER,
+  ReservationStateError,
+  TicketOptionNotFoundError,
+} from '../allocation/allocation.errors';
+import { TicketOptionActorRegistry } from '../allocation/ticket-option-actor.registry';
+import { DomainError, NotFoundError } from '../common/domain.error';
 import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
-import { purchaseDocument, PurchaseIncluded, PurchaseView } from './purchase.document';
+import type { ReservationView } from '../reservations/reservation.document';
+import { ReservationsRepository } from '../reservations/reservations.repository';
+import {
+  newPurchaseView,
+  purchaseDocument,
+  PurchaseIncluded,
+  PurchaseView,
+  TICKET_OPTION_ID_POINTER,
+  USER_ID_POINTER,
+} from './purchase.document';
 import { PurchasesRepository } from './purchases.repository';
 
 export interface PurchaseCommand {
@@ -17,33 +30,87 @@ export interface PurchaseCommand {
   idempotency?: IdempotencyClaim;
 }
 
+/** A confirmation: what the request said besides the reservation must match the reservation. */
+export interface ConfirmCommand {
+  reservationId: string;
+  /** From the `ticket_option` relationship, if sent. */
+  ticketOptionId?: string;
+  /** From the path of the nested route. */
+  pathTicketOptionId?: string;
+  userId?: string;
+  quantity?: number;
+  idempotency?: IdempotencyClaim;
+}
+
 @Injectable()
 export class PurchasesService {
   constructor(
     private readonly actors: TicketOptionActorRegistry,
     private readonly purchases: PurchasesRepository,
+    private readonly reservations: ReservationsRepository,
   ) {}
 
   /** Hands the purchase to the option's actor; resolves once it is committed. */
   async purchase(command: PurchaseCommand): Promise<PurchaseView> {
+    const id = randomUUID();
+    const { ticketOptionId, userId, quantity } = command;
+    const view = newPurchaseView({ id, ticketOptionId, userId, quantity });
     try {
-      const receipt = await this.actors.get(command.ticketOptionId).purchase({
+      await this.actors.get(command.ticketOptionId).purchase({
+        id,
         userId: command.userId,
         quantity: command.quantity,
-        ...(command.idempotency && keyedRequest(command, command.idempotency)),
+        idempotency: command.idempotency && completion(command.idempotency, view),
       });
-      return {
-        id: receipt.id,
-        ticketOptionId: receipt.ticketOptionId,
-        userId: receipt.userId,
-        quantity: receipt.quantity,
-      };
+      return view;
     } catch (error) {
       if (error instanceof TicketOptionNotFoundError && command.ticketOptionPointer) {
         throw new TicketOptionNotFoundError(command.ticketOptionId, command.ticketOptionPointer);
       }
       throw error;
     }
+  }
+
+  /**
+   * Converts a held reservation into a purchase, through the actor of its option (any instance
+   * can: the reservation is read here, its state decided by the commit). A reservation read as
+   * expired, released or confirmed is refused at once: those states are final.
+   */
+  async confirm(command: ConfirmCommand): Promise<PurchaseView> {
+    const reservation = await this.reservations.findById(command.reservationId);
+    if (!reservation) {
+      throw new NotFoundError(
+        `Reservation ${JSON.stringify(command.reservationId)} does not exist.`,
+        { pointer: RESERVATION_POINTER },
+      );
+    }
+    checkMatches(command, reservation);
+    if (reservation.status !== 'held') {
+      throw new ReservationStateError(reservation.status, reservation.id);
+    }
+    const id = randomUUID();
+    const view = newPurchaseView({
+      id,
+      ticketOptionId: reservation.ticketOptionId,
+      userId: reservation.userId,
+      quantity: reservation.quantity,
+      reservationId: reservation.id,
+    });
+    await this.actors.get(reservation.ticketOptionId).confirm({
+      reservationId: reservation.id,
+      purchaseId: id,
+      userId: reservation.userId,
+      quantity: reservation.quantity,
+      idempotency: command.idempotency && completion(command.idempotency, view),
+    });
+    return view;
+  }
+
+  /** Cancels a purchase (its tickets are available at once); a cancelled one stays cancelled. */
+  async cancel(id: string): Promise<void> {
+    const purchase = await this.findOne(id);
+    if (purchase.status === 'cancelled') return;
+    await this.actors.get(purchase.ticketOptionId).cancel(id);
   }
 
   async findOne(id: string): Promise<PurchaseView> {
@@ -57,14 +124,22 @@ export class PurchasesService {
     id: string,
     include: ReadonlySet<string>,
   ): Promise<{ purchase: PurchaseView; included: PurchaseIncluded }> {
-    if (!include.has('ticket_option')) return { purchase: await this.findOne(id), included: {} };
-    const row = await this.purchases.findWithOption(id);
-    if (!row) throw purchaseNotFound(id);
-    const { name, description, allocation, ...purchase } = row;
-    return {
-      purchase,
-      included: { ticketOption: { id: purchase.ticketOptionId, name, description, allocation } },
-    };
+    const included: PurchaseIncluded = {};
+    let purchase: PurchaseView;
+    if (include.has('ticket_option')) {
+      const row = await this.purchases.findWithOption(id);
+      if (!row) throw purchaseNotFound(id);
+      const { name, description, allocation, ...view } = row;
+      purchase = view;
+      included.ticketOption = { id: view.ticketOptionId, name, description, allocation };
+    } else {
+      purchase = await this.findOne(id);
+    }
+    if (include.has('reservation') && purchase.reservationId !== null) {
+      included.reservation =
+        (await this.reservations.findById(purchase.reservationId)) ?? undefined;
+    }
+    return { purchase, included };
   }
 }
 
@@ -72,14 +147,33 @@ function purchaseNotFound(id: string): NotFoundError {
   return new NotFoundError(`Purchase ${JSON.stringify(id)} does not exist.`);
 }
 
-/** A keyed purchase's id is chosen here, so that its commit records the very answer it gets. */
-function keyedRequest(command: PurchaseCommand, claim: IdempotencyClaim) {
-  const id = randomUUID();
-  const document = purchaseDocument({
-    id,
-    ticketOptionId: command.ticketOptionId,
-    userId: command.userId,
-    quantity: command.quantity,
-  });
-  return { id, idempotency: { ...claim, responseBody: JSON.stringify(document) } };
+/** The answer a keyed purchase's commit records with its key: the very document it answers. */
+function completion(claim: IdempotencyClaim, view: PurchaseView) {
+  return { ...claim, responseBody: JSON.stringify(purchaseDocument(view)) };
+}
+
+/** Option, user and quantity, where the confirmation repeats them, are the reservation's. */
+function checkMatches(command: ConfirmCommand, reservation: ReservationView): void {
+  const conflict = (what: string, given: string, pointer: string) =>
+    new DomainError({
+      code: 'id_conflict',
+      detail: `The ${what} (${given}) is not the reservation's (${reservation.id}).`,
+      source: { pointer },
+    });
+  if (command.pathTicketOptionId && command.pathTicketOptionId !== reservation.ticketOptionId) {
+    throw conflict('ticket option in the path', command.pathTicketOptionId, RESERVATION_POINTER);
+  }
+  if (command.ticketOptionId && command.ticketOptionId !== reservation.ticketOptionId) {
+    throw conflict('ticket_option relationship', command.ticketOptionId, TICKET_OPTION_ID_POINTER);
+  }
+  if (command.userId && command.userId !== reservation.userId) {
+    throw conflict('user relationship', command.userId, USER_ID_POINTER);
+  }
+  if (command.quantity !== undefined && command.quantity !== reservation.quantity) {
+    throw new DomainError({
+      code: 'invalid_attribute',
+      detail: `"quantity" must be the reservation's (${reservation.quantity}), or omitted.`,
+      source: { pointer: '/data/attributes/quantity' },
+    });
+  }
 }

@@ -1,7 +1,9 @@
 import { ResourceDocumentParser } from '../jsonapi/resource-document';
 import { defineResourceType, queryRules } from '../jsonapi/resource-type';
 
-export const TICKET_OPTIONS_TYPE = 'ticket_options';
+import { TICKET_OPTIONS_TYPE } from '../common/resource-types';
+
+export { TICKET_OPTIONS_TYPE };
 export const MAX_INT32 = 2147483647;
 
 export interface CreateTicketOptionAttributes {
@@ -16,7 +18,10 @@ export interface TicketOptionView {
   name: string;
   description: string | null;
   allocation: number;
+  /** Tickets sold (purchases not cancelled). */
   purchased: number;
+  /** Tickets held by unexpired reservations. */
+  held: number;
 }
 
 export const createTicketOptionParser = new ResourceDocumentParser<CreateTicketOptionAttributes>({
@@ -48,7 +53,7 @@ export function ticketOptionPath(id: string): string {
 }
 
 /** What a ticket option's resource object shows: what it was created with. */
-export type TicketOptionFields = Omit<TicketOptionView, 'purchased'>;
+export type TicketOptionFields = Omit<TicketOptionView, 'purchased' | 'held'>;
 
 /** The resource object of one option, as primary data or in another document's `included`. */
 export function ticketOptionResource(option: TicketOptionFields) {
@@ -64,10 +69,17 @@ export function ticketOptionResource(option: TicketOptionFields) {
   };
 }
 
-/** The JSON:API document of one option: `allocation` as created, the remainder only in `meta`. */
+/**
+ * The JSON:API document of one option: `allocation` as created; availability only in `meta`:
+ * `remaining = allocation - sold - held` (docs/design.md, Reservations).
+ */
 export function ticketOptionDocument(option: TicketOptionView) {
   return {
     data: ticketOptionResource(option),
-    meta: { remaining: option.allocation - option.purchased },
+    meta: {
+      remaining: option.allocation - option.purchased - option.held,
+      sold: option.purchased,
+      held: option.held,
+    },
   };
 }

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { runStatement, Statement, StatementTarget } from '../database/sql';
 import type { CreateTicketOptionAttributes, TicketOptionView } from './ticket-option.document';
 
-const VIEW_COLUMNS = 'id, name, description, allocation, purchased';
+const VIEW_COLUMNS = 'id, name, description, allocation, purchased, held';
 
 /** `purchased`, `version` and the timestamps take the table's defaults. */
 export const INSERT_TICKET_OPTION: Statement = {
@@ -13,9 +13,17 @@ export const INSERT_TICKET_OPTION: Statement = {
          RETURNING ${VIEW_COLUMNS}`,
 };
 
+/**
+ * `held` counts unexpired holds only: the counter may still include holds that are due and not
+ * swept yet (docs/design.md, Reservations), subtracted here by the database clock.
+ */
 export const READ_TICKET_OPTION: Statement = {
   name: 'ticket-option-read',
-  text: `SELECT ${VIEW_COLUMNS} FROM ticket_options WHERE id = $1`,
+  text: `SELECT t.id, t.name, t.description, t.allocation, t.purchased,
+                t.held - coalesce((SELECT sum(r.quantity) FROM reservations r
+                                    WHERE r.ticket_option_id = t.id AND r.status = 'held'
+                                      AND r.expires_at <= now()), 0)::int AS held
+           FROM ticket_options t WHERE t.id = $1`,
 };
 
 /**
