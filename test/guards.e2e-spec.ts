@@ -30,7 +30,7 @@ async function storeIn(mode: CommitMode) {
 /** A fresh option, as the actor would have loaded it: nothing sold, version 1. */
 async function anOption(t: TestApp, allocation: number): Promise<AllocationState & { id: string }> {
   const id = await new JsonApiClient(t.baseUrl).createTicketOption({ name: 'Guarded', allocation });
-  return { id, allocation, purchased: 0, version: 1 };
+  return { id, allocation, purchased: 0, held: 0, version: 1 };
 }
 
 /** Another instance sells tickets: a purchase row plus the version-bumping update. */

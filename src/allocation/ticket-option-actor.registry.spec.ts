@@ -5,6 +5,7 @@ import {
   AllocationState,
   CommitOutcome,
   CommitRequest,
+  RefreshedState,
   TicketOptionStore,
 } from './ticket-option.store';
 
@@ -27,9 +28,14 @@ class MemoryStore implements TicketOptionStore {
 
   load(id: string): Promise<AllocationState | null> {
     if (id.startsWith('missing-')) return Promise.resolve(null);
-    const state = this.states.get(id) ?? { allocation: 1000, purchased: 0, version: 1 };
+    const state = this.states.get(id) ?? { allocation: 1000, purchased: 0, held: 0, version: 1 };
     this.states.set(id, state);
     return Promise.resolve({ ...state });
+  }
+
+  async refresh(id: string): Promise<RefreshedState | null> {
+    const state = await this.load(id);
+    return state && { ...state, expiredHolds: 0 };
   }
 
   async commit({ optionId, expected, taken }: CommitRequest): Promise<CommitOutcome> {
@@ -41,8 +47,11 @@ class MemoryStore implements TicketOptionStore {
     return {
       committed: true,
       purchased: next.purchased,
+      held: next.held,
       version: next.version,
       createdAt: new Date(),
+      holds: new Map(),
+      targets: new Map(),
     };
   }
 }

@@ -297,7 +297,7 @@ export class TicketOptionActor {
       );
     }
     return new Promise<R>((resolve, reject) => {
-      this.queue.push({ op, resolve: resolve as (result: unknown) => void, reject });
+      this.queue.push({ op, resolve: resolve, reject });
       this.scheduleDrain();
     });
   }
