@@ -1,6 +1,8 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { execFile, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -10,6 +12,9 @@ import {
   LedgerViolationKind,
 } from '../src/audit/ledger-audit';
 import { runStatement } from '../src/database/sql';
+import { JsonApiClient } from './support/jsonapi-client';
+import { findFreePort, isPortFree } from './support/ports';
+import { spawnServer, waitUntilServing } from './support/server-process';
 import { createTestDatabase, sidePool, startMigratedOrm } from './support/test-app';
 
 const ROOT = join(__dirname, '..');
@@ -319,14 +324,16 @@ describe('ledger audit (src/audit/ledger-audit.ts)', () => {
       execFileSync(process.execPath, ['scripts/build-if-stale.js'], { cwd: ROOT, stdio: 'pipe' });
     }, 180_000);
 
-    async function audit(url: string, args: string[] = []) {
+    /** Runs the CLI against `url`, or with `env` (no DATABASE_URL: the embedded database). */
+    async function audit(url: string | Record<string, string>, args: string[] = []) {
+      const target = typeof url === 'string' ? { DATABASE_URL: url } : url;
       try {
         const { stdout, stderr } = await run(
           process.execPath,
           ['dist/audit/audit.cli.js', ...args],
           {
             cwd: ROOT,
-            env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: url },
+            env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...target },
           },
         );
         return { code: 0, stdout, stderr };
@@ -374,6 +381,54 @@ describe('ledger audit (src/audit/ledger-audit.ts)', () => {
         if (password) expect(stderr).not.toContain(`:${password}@`); // redacted: `:***@`
       } finally {
         await empty.drop();
+      }
+    });
+
+    it('without DATABASE_URL audits the embedded database of npm start, running or not', async () => {
+      const dataDir = await mkdtemp(join(tmpdir(), 'ticket-audit-'));
+      await chmod(dataDir, 0o755); // as root, the server runs as `postgres`, which must reach it
+      const env = {
+        PORT: String(await findFreePort()),
+        HOST: '127.0.0.1',
+        EMBEDDED_PG_PORT: String(await findFreePort()),
+        EMBEDDED_PG_DATA_DIR: join(dataDir, 'postgres'),
+        LOG_LEVEL: 'warn',
+      };
+      const baseUrl = `http://127.0.0.1:${env.PORT}`;
+      const server = spawnServer(env, { args: ['dist/main.js'] });
+      try {
+        await waitUntilServing(server, baseUrl);
+        const api = new JsonApiClient(baseUrl);
+        const option = await api.createTicketOption({ name: 'Embedded', allocation: 7 });
+        expect((await api.purchase(option, 2)).status).toBe(201);
+
+        // The service runs: the audit reads through its server (which holds the data directory).
+        const running = await audit(env);
+        expect(running.stderr).toContain('auditing the running embedded PostgreSQL');
+        expect(running).toMatchObject({
+          code: 0,
+          stdout: expect.stringMatching(/options checked +1\n/),
+        });
+        expect(running.stdout).toMatch(/sold: counter \/ completed rows +2 \/ 2 /);
+
+        server.child.kill('SIGTERM');
+        expect(await server.exited).toBe(0);
+        // The service stopped: the audit starts the server as npm start does, and stops it after.
+        const stopped = await audit(env);
+        expect(stopped.stderr).toContain(
+          `starting the embedded PostgreSQL with its data in ${env.EMBEDDED_PG_DATA_DIR}`,
+        );
+        expect(stopped).toMatchObject({
+          code: 0,
+          stdout: expect.stringMatching(/options checked +1\n/),
+        });
+        expect(await isPortFree(Number(env.EMBEDDED_PG_PORT))).toBe(true);
+      } finally {
+        if (server.child.exitCode === null && server.child.signalCode === null) {
+          server.child.kill('SIGTERM');
+          await server.exited;
+        }
+        await rm(dataDir, { recursive: true, force: true });
       }
     });
   });

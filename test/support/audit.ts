@@ -77,7 +77,8 @@ export async function auditOption(
   expect(ledger.violations).toEqual([]);
   expect(ledger.ok).toBe(true);
 
-  // Every refusal is justified: availability only shrinks, so the final remainder bounds it.
+  // Every refusal is justified: without holds and cancellations (the loads that use this audit)
+  // availability only shrinks, so the final remainder bounds it.
   const remaining = option.allocation - option.purchased;
   for (const attempt of refused) {
     expect(attempt.response!.body.errors[0].code).toBe('invalid_purchase_quantity');
