@@ -158,3 +158,6 @@ SELECT (SELECT coalesce(json_object_agg(kind, n), '{}')
                  ORDER BY option_id, kind, reservation_id, purchase_id LIMIT $1) v
        ) AS listed`,
 };
+
+/** The snapshot both statements share, on a plain pool (the ORM opens the same one itself). */
+export const BEGIN_SNAPSHOT = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';

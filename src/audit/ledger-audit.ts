@@ -1,7 +1,7 @@
 import { IsolationLevel } from '@mikro-orm/core';
 import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import { runStatement, Statement, StatementTarget } from '../database/sql';
-import { AUDIT_CROSS_REFERENCES, AUDIT_OPTIONS } from './ledger-audit.statements';
+import { AUDIT_CROSS_REFERENCES, AUDIT_OPTIONS, BEGIN_SNAPSHOT } from './ledger-audit.statements';
 
 /** Every way the ledger can be wrong; the SQL of each is in ledger-audit.statements.ts. */
 export const LEDGER_VIOLATION_KINDS = [
@@ -192,7 +192,7 @@ async function inPoolSnapshot<T>(pool: Pool, audit: (run: Run) => Promise<T>): P
   const client: PoolClient = await pool.connect();
   let broken: Error | undefined;
   try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await client.query(BEGIN_SNAPSHOT);
     const result = await audit(async <R extends QueryResultRow>(statement: Statement) => {
       const values = statement.values as unknown[] | undefined;
       return (await client.query<R>({ ...statement, values })).rows;
