@@ -1,0 +1,324 @@
+/**
+ * Capacity of one PostgreSQL primary for the service's commit statement (docs/capacity.md):
+ * replays it with pgbench at 1, 10 and 100 purchases per statement, on a scratch database of the
+ * local server, and writes bench/results/capacity.md. Loopback only; each run CAPACITY_DURATION_S
+ * (10) seconds; the whole runner stops launching runs after DEADLINE_MS.
+ *
+ *   npx ts-node --transpile-only bench/capacity/run.ts
+ *
+ * Per run: transactions/s, purchases/s (verified against the sum of `purchased`), CPU of the
+ * cluster's processes (postmaster and children, `bench/lib/cpu.ts`) minus that of sessions of
+ * other databases, pgbench's own CPU, WAL bytes (LSN difference), records, full-page images and
+ * syncs (`pg_stat_wal`), checkpoints, and how busy the whole machine was.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+
+const ADMIN_URL = process.env.CAPACITY_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const DURATION_S = Number(process.env.CAPACITY_DURATION_S ?? 10);
+const DEADLINE_MS = 280_000;
+const OPTIONS = 1000;
+const DB = `capacity_${process.pid}`;
+const DB_URL = ADMIN_URL.replace(/\/[^/]*$/, `/${DB}`);
+const HERE = __dirname;
+const TICK_MS = 100;
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+const OUT = join(HERE, '..', 'results', 'capacity.md');
+
+interface Run {
+  what: string;
+  script: string;
+  vars: Record<string, number>;
+  batch: number;
+  clients: number;
+}
+
+const run = (what: string, script: string, vars: Record<string, number>, clients: number): Run => ({
+  what: `${what}${script === 'arrays-only.sql' ? ' (control: arrays only)' : ''}`,
+  script,
+  vars,
+  batch: vars.batch ?? vars.width * vars.per_option,
+  clients,
+});
+const RUNS: Run[] = [
+  ...[1, 10, 100].flatMap((batch) => [
+    run('one option', 'commit-single.sql', { batch, options: 1 }, 1),
+    ...[8, 32].map((c) => run('one hot option', 'commit-single.sql', { batch, options: 1 }, c)),
+    ...[8, 32].map((c) =>
+      run(`1 of ${OPTIONS} options`, 'commit-single.sql', { batch, options: OPTIONS }, c),
+    ),
+  ]),
+  ...[1, 8].flatMap((per_option) =>
+    [8, 32].map((c) =>
+      run(
+        `12 of ${OPTIONS} options`,
+        'commit-multi.sql',
+        { width: 12, per_option, options: OPTIONS },
+        c,
+      ),
+    ),
+  ),
+  ...[1, 100].map((batch) =>
+    run(`1 of ${OPTIONS} options`, 'arrays-only.sql', { batch, options: OPTIONS }, 8),
+  ),
+];
+
+interface Sample {
+  at: number;
+  /** wal (bytes since 0/0), records, fpi, syncs, checkpoints, tickets (sum of `purchased`). */
+  c: Record<string, number>;
+  machine: [busy: number, total: number];
+}
+
+function machineJiffies(): [number, number] {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number);
+  return [f.reduce((a, b) => a + b, 0) - f[3] - f[4], f.reduce((a, b) => a + b, 0)];
+}
+
+async function sample(db: Client): Promise<Sample> {
+  const { rows } = await db.query<Record<string, string>>(
+    `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') AS wal, w.wal_records AS records,
+            w.wal_fpi AS fpi, w.wal_sync AS syncs,
+            (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter) AS checkpoints,
+            (SELECT sum(purchased) FROM ticket_options) AS tickets
+       FROM pg_stat_wal w`,
+  );
+  return {
+    at: performance.now(),
+    c: Object.fromEntries(Object.entries(rows[0]).map(([k, v]) => [k, Number(v)])),
+    machine: machineJiffies(),
+  };
+}
+
+/** utime + stime (µs) of every child of the postmaster, from /proc/<pid>/stat. */
+function childrenCpuUs(postmaster: number): Map<number, number> {
+  const cpu = new Map<number, number>();
+  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) === postmaster) cpu.set(+pid, ((+f[11] + +f[12]) / CLK_TCK) * 1e6);
+    } catch {
+      // gone between readdir and read
+    }
+  }
+  return cpu;
+}
+
+/**
+ * CPU of this database's backends and of the background processes (no database: WAL writer,
+ * checkpointer, …), read every TICK_MS: a backend's last reading minus its first (0 if it started
+ * in the window). Sessions of other databases on the shared server are left out; a backend's CPU
+ * after its last reading (< TICK_MS before pgbench ends) is missed.
+ */
+class ClusterCpu {
+  private readonly first = new Map<number, number>();
+  private readonly last = new Map<number, number>();
+  private readonly mine = new Set<number>();
+  private readonly known = new Set<number>();
+  private tagging: Promise<void> | null = null;
+  private ticks = 0;
+
+  constructor(
+    private readonly db: Client,
+    private readonly postmaster: number,
+  ) {}
+
+  tick(): void {
+    const untagged = [...childrenCpuUs(this.postmaster)].filter(([pid, us]) => {
+      if (!this.first.has(pid)) this.first.set(pid, this.ticks === 0 ? us : 0);
+      this.last.set(pid, us);
+      return !this.known.has(pid);
+    });
+    this.ticks += 1;
+    if (untagged.length > 0 && !this.tagging)
+      this.tagging = this.tag().finally(() => (this.tagging = null));
+  }
+
+  private async tag(): Promise<void> {
+    const { rows } = await this.db.query<{ pid: number; mine: boolean }>(
+      `SELECT pid, pid <> pg_backend_pid() AND coalesce(datname = current_database(), true) AS mine
+         FROM pg_stat_activity`,
+    );
+    for (const { pid, mine } of rows) {
+      this.known.add(pid);
+      if (mine) this.mine.add(pid);
+    }
+  }
+
+  async totalUs(): Promise<number> {
+    this.tick();
+    await this.tagging;
+    let sum = 0;
+    for (const pid of this.mine) sum += (this.last.get(pid) ?? 0) - (this.first.get(pid) ?? 0);
+    return sum;
+  }
+}
+
+/** Runs pgbench under /usr/bin/time; its output and its own user + system CPU in µs. */
+function pgbench(run: Run): Promise<{ out: string; cpuUs: number }> {
+  const vars = Object.entries(run.vars).flatMap(([k, v]) => ['-D', `${k}=${v}`]);
+  const args = ['-f', '%U %S', 'pgbench', '-n', '-M', 'prepared', '-c', `${run.clients}`];
+  args.push('-j', '2', '-T', `${DURATION_S}`, '-f', join(HERE, run.script), ...vars, DB_URL);
+  return new Promise((resolve, reject) => {
+    const child = spawn('/usr/bin/time', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const kill = setTimeout(() => child.kill('SIGKILL'), (DURATION_S + 20) * 1000);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.on('close', (code) => {
+      clearTimeout(kill);
+      const times = /([\d.]+) ([\d.]+)\s*$/.exec(err);
+      if (code !== 0 || !times) return reject(new Error(`pgbench failed (${code}): ${err}`));
+      resolve({ out, cpuUs: (Number(times[1]) + Number(times[2])) * 1e6 });
+    });
+  });
+}
+
+const num = (text: string, re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+const f0 = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—');
+const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '—');
+
+async function measure(db: Client, postmaster: number, run: Run): Promise<string> {
+  const cpu = new ClusterCpu(db, postmaster);
+  const a = await sample(db);
+  cpu.tick();
+  const timer = setInterval(() => cpu.tick(), TICK_MS);
+  const { out, cpuUs } = await pgbench(run).finally(() => clearInterval(timer));
+  const pgUs = await cpu.totalUs();
+  const b = await sample(db);
+  const d = (k: string) => b.c[k] - a.c[k];
+  const tps = num(out, /tps = ([\d.]+) \(without/);
+  const statements = num(out, /actually processed: (\d+)/);
+  const control = run.script === 'arrays-only.sql';
+  const purchases = control ? statements * run.batch : d('tickets');
+  if (!control && purchases !== statements * run.batch) {
+    console.warn(`${run.what}: ${purchases} purchases for ${statements} × ${run.batch}`);
+  }
+  const wallS = (b.at - a.at) / 1000;
+  const busy = (b.machine[0] - a.machine[0]) / (b.machine[1] - a.machine[1]);
+  const row = [
+    run.what,
+    run.batch,
+    run.clients,
+    f0(tps),
+    f0(tps * run.batch),
+    f0(num(out, /latency average = ([\d.]+) ms/) * 1000),
+    f0(pgUs / purchases),
+    f2(pgUs / 1e6 / wallS),
+    f0(cpuUs / purchases),
+    f0(d('wal') / purchases),
+    f2(d('records') / purchases),
+    f2((d('fpi') / purchases) * 100),
+    f2(d('syncs') / statements),
+    d('checkpoints'),
+    `${Math.round(busy * 100)}%`,
+    f2(busy * cpus().length - (pgUs + cpuUs) / 1e6 / wallS),
+  ];
+  console.log(row.join(' | '));
+  return `| ${row.join(' | ')} |`;
+}
+
+async function setUp(admin: Client): Promise<Client> {
+  await admin.query(`CREATE DATABASE ${DB}`);
+  execFileSync('npm', ['run', '--silent', 'migration:up'], {
+    cwd: join(HERE, '..', '..'),
+    env: { ...process.env, DATABASE_URL: DB_URL },
+    stdio: 'pipe',
+    timeout: 60_000,
+  });
+  const db = new Client({ connectionString: DB_URL });
+  await db.connect();
+  await db.query(`CREATE FUNCTION bench_option_id(n int) RETURNS uuid LANGUAGE sql IMMUTABLE
+      AS $$ SELECT ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid $$`);
+  await db.query(
+    `INSERT INTO ticket_options (id, name, allocation)
+     SELECT bench_option_id(n), 'capacity ' || n, 2147483647 FROM generate_series(1, $1::int) n`,
+    [OPTIONS],
+  );
+  await db.query('VACUUM ANALYZE ticket_options');
+  return db;
+}
+
+const SETTINGS = (
+  'server_version synchronous_commit wal_level shared_buffers fsync wal_sync_method ' +
+  'full_page_writes wal_compression commit_delay max_wal_size checkpoint_timeout'
+).split(' ');
+
+async function facts(admin: Client): Promise<string[]> {
+  const { rows } = await admin.query<{ s: string }>(
+    `SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY i) AS s
+       FROM unnest($1::text[]) WITH ORDINALITY AS n(name, i)`,
+    [SETTINGS],
+  );
+  const load = loadavg().map(f2).join(' ');
+  return [
+    `- machine: nproc ${cpus().length} (${cpus()[0]?.model ?? '?'}), load average before the runs ${load}`,
+    `- PostgreSQL: ${rows[0].s}`,
+  ];
+}
+
+const COLUMNS = (
+  'statement|purchases / statement|clients|statements/s|purchases/s|latency µs|' +
+  'PG CPU µs / purchase|PG cores busy|pgbench CPU µs / purchase|WAL bytes / purchase|' +
+  'WAL records / purchase|full-page images / 100 purchases|WAL syncs / statement|checkpoints|' +
+  'machine busy|cores used by others'
+).split('|');
+const HEADER = [`| ${COLUMNS.join(' | ')} |`, `| --- |${' --: |'.repeat(COLUMNS.length - 1)}`];
+
+const LEGEND = `Columns: purchases/s = statements/s × purchases per statement (checked against the
+sum of \`purchased\`); PG CPU = utime + stime of this database's backends and of the background
+processes (WAL writer, checkpointer, …), read every ${TICK_MS} ms from /proc; WAL bytes =
+\`pg_wal_lsn_diff\` over the run; records, full-page images and syncs from \`pg_stat_wal\` (WAL and
+checkpoints are cluster-wide); cores used by others = what the rest of the shared machine used
+meanwhile. The control rows only build the arrays: their CPU is part of every commit row too.`;
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const admin = new Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  const dataDir = (
+    await admin.query<{ d: string }>('SELECT current_setting($1) AS d', ['data_directory'])
+  ).rows[0].d;
+  const postmaster = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const lines = await facts(admin);
+  const rows: string[] = [];
+  try {
+    const db = await setUp(admin);
+    for (const run of RUNS) {
+      if (performance.now() - started + DURATION_S * 1000 > DEADLINE_MS) break;
+      rows.push(await measure(db, postmaster, run));
+    }
+    await db.end();
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+    await admin.end();
+  }
+  const command = `npx ts-node --transpile-only bench/capacity/run.ts (pgbench -n -M prepared -j 2 -T ${DURATION_S} -c C -f bench/capacity/<script> -D …)`;
+  writeFileSync(
+    OUT,
+    [
+      '# PostgreSQL capacity: the commit statement replayed with pgbench',
+      '',
+      `Written by \`${command}\`, ${new Date().toISOString()}; ${rows.length} of ${RUNS.length} runs. Reasoning: docs/capacity.md.`,
+      '',
+      ...lines,
+      '',
+      LEGEND,
+      '',
+      ...HEADER,
+      ...rows,
+      '',
+    ].join('\n'),
+  );
+  console.log(`wrote ${OUT}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
