@@ -16,13 +16,13 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
+import { startServer } from './cluster';
 
-const ADMIN_URL = process.env.CAPACITY_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const DURATION_S = Number(process.env.CAPACITY_DURATION_S ?? 10);
 const DEADLINE_MS = 280_000;
 const OPTIONS = 1000;
 const DB = `capacity_${process.pid}`;
-const DB_URL = ADMIN_URL.replace(/\/[^/]*$/, `/${DB}`);
+let dbUrl = '';
 const HERE = __dirname;
 const TICK_MS = 100;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -162,7 +162,7 @@ class ClusterCpu {
 function pgbench(run: Run): Promise<{ out: string; cpuUs: number }> {
   const vars = Object.entries(run.vars).flatMap(([k, v]) => ['-D', `${k}=${v}`]);
   const args = ['-f', '%U %S', 'pgbench', '-n', '-M', 'prepared', '-c', `${run.clients}`];
-  args.push('-j', '2', '-T', `${DURATION_S}`, '-f', join(HERE, run.script), ...vars, DB_URL);
+  args.push('-j', '2', '-T', `${DURATION_S}`, '-f', join(HERE, run.script), ...vars, dbUrl);
   return new Promise((resolve, reject) => {
     const child = spawn('/usr/bin/time', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const kill = setTimeout(() => child.kill('SIGKILL'), (DURATION_S + 20) * 1000);
@@ -227,11 +227,11 @@ async function setUp(admin: Client): Promise<Client> {
   await admin.query(`CREATE DATABASE ${DB}`);
   execFileSync('npm', ['run', '--silent', 'migration:up'], {
     cwd: join(HERE, '..', '..'),
-    env: { ...process.env, DATABASE_URL: DB_URL },
+    env: { ...process.env, DATABASE_URL: dbUrl },
     stdio: 'pipe',
     timeout: 60_000,
   });
-  const db = new Client({ connectionString: DB_URL });
+  const db = new Client({ connectionString: dbUrl });
   await db.connect();
   await db.query(`CREATE FUNCTION bench_option_id(n int) RETURNS uuid LANGUAGE sql IMMUTABLE
       AS $$ SELECT ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid $$`);
@@ -249,7 +249,7 @@ const SETTINGS = (
   'full_page_writes wal_compression commit_delay max_wal_size checkpoint_timeout'
 ).split(' ');
 
-async function facts(admin: Client): Promise<string[]> {
+async function facts(admin: Client, what: string): Promise<string[]> {
   const { rows } = await admin.query<{ s: string }>(
     `SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY i) AS s
        FROM unnest($1::text[]) WITH ORDINALITY AS n(name, i)`,
@@ -259,6 +259,7 @@ async function facts(admin: Client): Promise<string[]> {
   return [
     `- machine: nproc ${cpus().length} (${cpus()[0]?.model ?? '?'}), load average before the runs ${load}`,
     `- PostgreSQL: ${rows[0].s}`,
+    `- measured on ${what}`,
   ];
 }
 
@@ -279,24 +280,24 @@ meanwhile. The control rows only build the arrays: their CPU is part of every co
 
 async function main(): Promise<void> {
   const started = performance.now();
-  const admin = new Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  const dataDir = (
-    await admin.query<{ d: string }>('SELECT current_setting($1) AS d', ['data_directory'])
-  ).rows[0].d;
-  const postmaster = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  const lines = await facts(admin);
+  const server = await startServer();
+  dbUrl = server.adminUrl.replace(/\/[^/]*$/, `/${DB}`);
+  const admin = new Client({ connectionString: server.adminUrl });
   const rows: string[] = [];
+  let lines: string[];
   try {
+    await admin.connect();
+    lines = await facts(admin, server.what);
     const db = await setUp(admin);
     for (const run of RUNS) {
       if (performance.now() - started + DURATION_S * 1000 > DEADLINE_MS) break;
-      rows.push(await measure(db, postmaster, run));
+      rows.push(await measure(db, server.postmaster, run));
     }
     await db.end();
   } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-    await admin.end();
+    await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`).catch(() => undefined);
+    await admin.end().catch(() => undefined);
+    server.stop();
   }
   const command = `npx ts-node --transpile-only bench/capacity/run.ts (pgbench -n -M prepared -j 2 -T ${DURATION_S} -c C -f bench/capacity/<script> -D …)`;
   writeFileSync(
