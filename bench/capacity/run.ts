@@ -1,21 +1,21 @@
 /**
  * Capacity of one PostgreSQL primary for the service's commit statement (docs/capacity.md):
- * replays it with pgbench at 1, 10 and 100 purchases per statement, on a scratch database of the
- * local server, and writes bench/results/capacity.md. Loopback only; each run CAPACITY_DURATION_S
- * (10) seconds; the whole runner stops launching runs after DEADLINE_MS.
+ * replays it with pgbench at 1, 10 and 100 purchases per statement on a scratch database of a
+ * private cluster (bench/capacity/cluster.ts), and writes bench/results/capacity.md. Loopback
+ * only; each run CAPACITY_DURATION_S (10) seconds; no run starts after DEADLINE_MS.
  *
  *   npx ts-node --transpile-only bench/capacity/run.ts
  *
- * Per run: transactions/s, purchases/s (verified against the sum of `purchased`), CPU of the
- * cluster's processes (postmaster and children, `bench/lib/cpu.ts`) minus that of sessions of
- * other databases, pgbench's own CPU, WAL bytes (LSN difference), records, full-page images and
- * syncs (`pg_stat_wal`), checkpoints, and how busy the whole machine was.
+ * Per run: statements/s, purchases/s (verified against the sum of `purchased`), CPU of the
+ * cluster's processes, pgbench's own CPU, WAL bytes (LSN difference), records, full-page images
+ * and syncs (`pg_stat_wal`), checkpoints, and what the rest of the machine used meanwhile.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
+import { treeCpuUs } from '../lib/cpu';
 import { startServer } from './cluster';
 
 const DURATION_S = Number(process.env.CAPACITY_DURATION_S ?? 10);
@@ -24,8 +24,6 @@ const OPTIONS = 1000;
 const DB = `capacity_${process.pid}`;
 let dbUrl = '';
 const HERE = __dirname;
-const TICK_MS = 100;
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const OUT = join(HERE, '..', 'results', 'capacity.md');
 
 interface Run {
@@ -68,6 +66,8 @@ const RUNS: Run[] = [
 
 interface Sample {
   at: number;
+  /** the postmaster's and its children's, exited ones included (bench/lib/cpu.ts) */
+  cpuUs: number;
   /** wal (bytes since 0/0), records, fpi, syncs, checkpoints, tickets (sum of `purchased`). */
   c: Record<string, number>;
   machine: [busy: number, total: number];
@@ -78,7 +78,7 @@ function machineJiffies(): [number, number] {
   return [f.reduce((a, b) => a + b, 0) - f[3] - f[4], f.reduce((a, b) => a + b, 0)];
 }
 
-async function sample(db: Client): Promise<Sample> {
+async function sample(db: Client, postmaster: number): Promise<Sample> {
   const { rows } = await db.query<Record<string, string>>(
     `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') AS wal, w.wal_records AS records,
             w.wal_fpi AS fpi, w.wal_sync AS syncs,
@@ -88,74 +88,10 @@ async function sample(db: Client): Promise<Sample> {
   );
   return {
     at: performance.now(),
+    cpuUs: treeCpuUs(postmaster) ?? NaN,
     c: Object.fromEntries(Object.entries(rows[0]).map(([k, v]) => [k, Number(v)])),
     machine: machineJiffies(),
   };
-}
-
-/** utime + stime (µs) of every child of the postmaster, from /proc/<pid>/stat. */
-function childrenCpuUs(postmaster: number): Map<number, number> {
-  const cpu = new Map<number, number>();
-  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
-    try {
-      const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[1]) === postmaster) cpu.set(+pid, ((+f[11] + +f[12]) / CLK_TCK) * 1e6);
-    } catch {
-      // gone between readdir and read
-    }
-  }
-  return cpu;
-}
-
-/**
- * CPU of this database's backends and of the background processes (no database: WAL writer,
- * checkpointer, …), read every TICK_MS: a backend's last reading minus its first (0 if it started
- * in the window). Sessions of other databases on the shared server are left out; a backend's CPU
- * after its last reading (< TICK_MS before pgbench ends) is missed.
- */
-class ClusterCpu {
-  private readonly first = new Map<number, number>();
-  private readonly last = new Map<number, number>();
-  private readonly mine = new Set<number>();
-  private readonly known = new Set<number>();
-  private tagging: Promise<void> | null = null;
-  private ticks = 0;
-
-  constructor(
-    private readonly db: Client,
-    private readonly postmaster: number,
-  ) {}
-
-  tick(): void {
-    const untagged = [...childrenCpuUs(this.postmaster)].filter(([pid, us]) => {
-      if (!this.first.has(pid)) this.first.set(pid, this.ticks === 0 ? us : 0);
-      this.last.set(pid, us);
-      return !this.known.has(pid);
-    });
-    this.ticks += 1;
-    if (untagged.length > 0 && !this.tagging)
-      this.tagging = this.tag().finally(() => (this.tagging = null));
-  }
-
-  private async tag(): Promise<void> {
-    const { rows } = await this.db.query<{ pid: number; mine: boolean }>(
-      `SELECT pid, pid <> pg_backend_pid() AND coalesce(datname = current_database(), true) AS mine
-         FROM pg_stat_activity`,
-    );
-    for (const { pid, mine } of rows) {
-      this.known.add(pid);
-      if (mine) this.mine.add(pid);
-    }
-  }
-
-  async totalUs(): Promise<number> {
-    this.tick();
-    await this.tagging;
-    let sum = 0;
-    for (const pid of this.mine) sum += (this.last.get(pid) ?? 0) - (this.first.get(pid) ?? 0);
-    return sum;
-  }
 }
 
 /** Runs pgbench under /usr/bin/time; its output and its own user + system CPU in µs. */
@@ -184,13 +120,10 @@ const f0 = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en
 const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '—');
 
 async function measure(db: Client, postmaster: number, run: Run): Promise<string> {
-  const cpu = new ClusterCpu(db, postmaster);
-  const a = await sample(db);
-  cpu.tick();
-  const timer = setInterval(() => cpu.tick(), TICK_MS);
-  const { out, cpuUs } = await pgbench(run).finally(() => clearInterval(timer));
-  const pgUs = await cpu.totalUs();
-  const b = await sample(db);
+  const a = await sample(db, postmaster);
+  const { out, cpuUs } = await pgbench(run);
+  const b = await sample(db, postmaster);
+  const pgUs = b.cpuUs - a.cpuUs;
   const d = (k: string) => b.c[k] - a.c[k];
   const tps = num(out, /tps = ([\d.]+) \(without/);
   const statements = num(out, /actually processed: (\d+)/);
@@ -272,11 +205,11 @@ const COLUMNS = (
 const HEADER = [`| ${COLUMNS.join(' | ')} |`, `| --- |${' --: |'.repeat(COLUMNS.length - 1)}`];
 
 const LEGEND = `Columns: purchases/s = statements/s × purchases per statement (checked against the
-sum of \`purchased\`); PG CPU = utime + stime of this database's backends and of the background
-processes (WAL writer, checkpointer, …), read every ${TICK_MS} ms from /proc; WAL bytes =
-\`pg_wal_lsn_diff\` over the run; records, full-page images and syncs from \`pg_stat_wal\` (WAL and
-checkpoints are cluster-wide); cores used by others = what the rest of the shared machine used
-meanwhile. The control rows only build the arrays: their CPU is part of every commit row too.`;
+sum of \`purchased\`); PG CPU = utime + stime of the postmaster and all its children (backends,
+WAL writer, checkpointer, …; exited ones through the postmaster's cutime + cstime) from /proc;
+WAL bytes = \`pg_wal_lsn_diff\` over the run; records, full-page images and syncs from
+\`pg_stat_wal\`; cores used by others = what the rest of the shared machine used meanwhile. The
+control rows only build the arrays: their CPU is part of every commit row too.`;
 
 async function main(): Promise<void> {
   const started = performance.now();
