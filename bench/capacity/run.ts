@@ -11,11 +11,11 @@
  * and syncs (`pg_stat_wal`), checkpoints, and what the rest of the machine used meanwhile.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { treeCpuUs } from '../lib/cpu';
+import { ppidOf, treeCpuUs } from '../lib/cpu';
 import { startServer } from './cluster';
 
 const DURATION_S = Number(process.env.CAPACITY_DURATION_S ?? 10);
@@ -94,6 +94,19 @@ async function sample(db: Client, postmaster: number): Promise<Sample> {
   };
 }
 
+const childrenOf = (postmaster: number) =>
+  readdirSync('/proc').filter((pid) => /^\d+$/.test(pid) && ppidOf(+pid) === postmaster).length;
+
+/**
+ * Waits (at most 5 s) until pgbench's backends have exited and been reaped: a child reaped between
+ * the reading of the postmaster's cutime and the scan of its children would be counted nowhere.
+ */
+async function backendsGone(postmaster: number, before: number): Promise<void> {
+  for (let i = 0; i < 100 && childrenOf(postmaster) > before; i += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** Runs pgbench under /usr/bin/time; its output and its own user + system CPU in µs. */
 function pgbench(run: Run): Promise<{ out: string; cpuUs: number }> {
   const vars = Object.entries(run.vars).flatMap(([k, v]) => ['-D', `${k}=${v}`]);
@@ -120,8 +133,10 @@ const f0 = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en
 const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '—');
 
 async function measure(db: Client, postmaster: number, run: Run): Promise<string> {
+  const before = childrenOf(postmaster);
   const a = await sample(db, postmaster);
   const { out, cpuUs } = await pgbench(run);
+  await backendsGone(postmaster, before);
   const b = await sample(db, postmaster);
   const pgUs = b.cpuUs - a.cpuUs;
   const d = (k: string) => b.c[k] - a.c[k];
