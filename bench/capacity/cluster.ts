@@ -51,24 +51,20 @@ export async function startServer(): Promise<Server> {
        FROM unnest($1::text[]) AS name`,
     [COPIED],
   );
-  const postmaster = postmasterOf(local.dir);
   if (process.env.CAPACITY_SERVER === 'local') {
+    const postmaster = postmasterOf(local.dir);
     return { what: `the local server (${LOCAL_URL})`, adminUrl: LOCAL_URL, postmaster, stop() {} };
   }
-  const bin = dirname(readlinkSync(`/proc/${postmaster}/exe`));
+  const bin = binDirOf(local.dir);
   const dir = mkdtempSync(join(tmpdir(), 'capacity-pg-'));
   const data = join(dir, 'data');
   const root = process.getuid?.() === 0;
-  if (root)
-    chownSync(dir, ...(['uid', 'gid'].map((f) => uidOf('postgres', f)) as [number, number]));
+  if (root) chownSync(dir, idOf('-u'), idOf('-g'));
   const pg = (tool: string, args: string[]) =>
     execFileSync(
       root ? 'runuser' : join(bin, tool),
       root ? ['-u', 'postgres', '--', join(bin, tool), ...args] : args,
-      {
-        stdio: 'pipe',
-        timeout: 60_000,
-      },
+      { stdio: 'pipe', timeout: 60_000 },
     );
   const stop = () => {
     try {
@@ -93,8 +89,14 @@ export async function startServer(): Promise<Server> {
   };
 }
 
-function uidOf(user: string, field: string): number {
-  return Number(
-    execFileSync('id', [field === 'uid' ? '-u' : '-g', user], { encoding: 'utf8' }).trim(),
-  );
+/** The `postgres` system user's uid (`-u`) or gid (`-g`): PostgreSQL refuses to run as root. */
+const idOf = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }));
+
+/** The local server's own binaries (its postmaster's executable), else pg_config's. */
+function binDirOf(dataDir: string): string {
+  try {
+    return dirname(readlinkSync(`/proc/${postmasterOf(dataDir)}/exe`));
+  } catch {
+    return execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim();
+  }
 }
