@@ -1,5 +1,5 @@
 -- The service's coalesced commit statement for SEVERAL options (src/allocation/
--- postgres-ticket-option.store.ts, commitStatement: mode `guarded`, multi-option, no
+-- postgres-ticket-option.store.ts, purchaseStatement: mode `guarded`, multi-option, no
 -- Idempotency-Key): the "1,000 options" case, where one statement carries the batches of many
 -- actors. Text unchanged except that the arrays are built in SQL.
 -- Variables (pgbench -D): width = options per statement (distinct: a stride of options / width
@@ -28,8 +28,8 @@ WITH d AS (
   UPDATE ticket_options t
      SET purchased = t.purchased + d.taken, version = t.version + 1, updated_at = now()
     FROM d JOIN locked l ON l.id = d.id
-   WHERE t.id = d.id AND t.purchased::bigint + d.taken <= t.allocation
-  RETURNING t.id, t.purchased, t.version, t.updated_at
+   WHERE t.id = d.id AND t.purchased::bigint + t.held + d.taken <= t.allocation
+  RETURNING t.id, t.purchased, t.held, t.version, t.updated_at
 ), inserted AS (
   INSERT INTO purchases (id, ticket_option_id, user_id, quantity, created_at, updated_at)
   SELECT p.id, p.option_id, p.user_id, p.quantity, b.updated_at, b.updated_at

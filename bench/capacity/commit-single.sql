@@ -1,5 +1,5 @@
--- The service's commit statement for ONE option (src/allocation/postgres-ticket-option.store.ts,
--- commitStatement: mode `guarded`, single option, no Idempotency-Key), text unchanged except that
+-- The service's commit statement for ONE option (src/allocation/ledger-statements.ts,
+-- purchaseStatement: mode `guarded`, single option, no Idempotency-Key), text unchanged except that
 -- its array parameters are built in SQL: $1..$3 = the option, the tickets taken, the version read;
 -- $4..$7 = :batch purchases of 1 ticket (fresh random UUIDs, as the service's randomUUID()).
 -- Variables (pgbench -D): batch = purchases per statement, options = 1 (one hot row) or more.
@@ -18,8 +18,8 @@ WITH d AS (
   UPDATE ticket_options t
      SET purchased = t.purchased + d.taken, version = t.version + 1, updated_at = now()
     FROM d
-   WHERE t.id = d.id AND t.purchased::bigint + d.taken <= t.allocation
-  RETURNING t.id, t.purchased, t.version, t.updated_at
+   WHERE t.id = d.id AND t.purchased::bigint + t.held + d.taken <= t.allocation
+  RETURNING t.id, t.purchased, t.held, t.version, t.updated_at
 ), inserted AS (
   INSERT INTO purchases (id, ticket_option_id, user_id, quantity, created_at, updated_at)
   SELECT p.id, p.option_id, p.user_id, p.quantity, b.updated_at, b.updated_at
