@@ -1,5 +1,5 @@
 -- The service's coalesced commit statement for SEVERAL options (src/allocation/
--- postgres-ticket-option.store.ts, purchaseStatement: mode `guarded`, multi-option, no
+-- ledger-statements.ts, purchaseStatement: mode `guarded`, multi-option, no
 -- Idempotency-Key): the "1,000 options" case, where one statement carries the batches of many
 -- actors. Text unchanged except that the arrays are built in SQL.
 -- Variables (pgbench -D): width = options per statement (distinct: a stride of options / width
