@@ -5,7 +5,9 @@ import type { CommitMode } from './ticket-option.store';
  * The SQL that moves the counters of `ticket_options` (docs/design.md, Actor and commit;
  * Reservations), in one place. Every statement that changes a reservation or cancels a purchase
  * first locks the option rows it touches, in id order, so that writers (actors of every instance,
- * the expiry sweeps) never wait for each other in opposite orders.
+ * the expiry sweeps) never wait for each other in opposite orders. The locks are `FOR NO KEY
+ * UPDATE`, what an UPDATE of non-key columns takes anyway: the foreign-key checks of other
+ * instances' inserts (`FOR KEY SHARE` on the option row) do not wait for them.
  */
 export type NamedStatement = Omit<QueryConfig, 'values'>;
 
@@ -50,7 +52,7 @@ export function purchaseStatement(
 ): NamedStatement {
   const lock = multiOption
     ? `, locked AS (
-      SELECT t.id FROM ticket_options t JOIN d ON d.id = t.id ORDER BY t.id FOR UPDATE OF t
+      SELECT t.id FROM ticket_options t JOIN d ON d.id = t.id ORDER BY t.id FOR NO KEY UPDATE OF t
     )`
     : '';
   const purchaseColumns = keyed
@@ -221,7 +223,7 @@ export function ledgerStatement(mode: CommitMode, shape: LedgerShape): NamedStat
   ctes.push(`locked AS MATERIALIZED (
       SELECT t.id FROM ticket_options t JOIN d ON d.id = t.id
        WHERE ${guardOf(mode, 'd.sold + d.hold')}${shape.keyed ? ' AND t.id NOT IN (SELECT option_id FROM lost)' : ''}
-       ORDER BY t.id FOR UPDATE OF t)`);
+       ORDER BY t.id FOR NO KEY UPDATE OF t)`);
   const moved: string[] = [];
   if (shape.confirms) addConfirms(ctes, rows, moved);
   if (shape.releases) addReleases(ctes, rows, moved);
@@ -399,7 +401,7 @@ export const REFRESH_STATE: NamedStatement = {
   name: 'allocation-refresh-state',
   text: `
     WITH locked AS MATERIALIZED (
-      SELECT id, allocation, purchased, held, version FROM ticket_options WHERE id = $1 FOR UPDATE
+      SELECT id, allocation, purchased, held, version FROM ticket_options WHERE id = $1 FOR NO KEY UPDATE
     ), expired AS (
       UPDATE reservations r SET status = 'expired', updated_at = now()
         FROM locked l
@@ -432,7 +434,7 @@ export const EXPIRE_DUE: NamedStatement = {
          WHERE status = 'held' AND expires_at <= now() ORDER BY expires_at LIMIT $1) s
     ), locked AS MATERIALIZED (
       SELECT t.id FROM ticket_options t JOIN due ON due.id = t.id
-       ORDER BY t.id FOR UPDATE OF t SKIP LOCKED
+       ORDER BY t.id FOR NO KEY UPDATE OF t SKIP LOCKED
     ), expired AS (
       UPDATE reservations r SET status = 'expired', updated_at = now()
         FROM locked l
