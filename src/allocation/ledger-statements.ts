@@ -249,7 +249,11 @@ export function ledgerStatement(mode: CommitMode, shape: LedgerShape): NamedStat
     rows.push(`SELECT 'hold', hi.id, hi.ticket_option_id, NULL, NULL, NULL, ${iso('hi.expires_at')},
                       ${iso('hi.created_at')}, NULL, NULL FROM holds_in hi`);
   }
-  if (shape.confirms) created.push('SELECT id, NULL, NULL FROM confirmed_purchases');
+  if (shape.confirms) {
+    created.push(
+      'SELECT id, NULL::timestamptz AS expires_at, NULL::timestamptz AS created_at FROM confirmed_purchases',
+    );
+  }
   ctes.push(bumpedCte(moved));
   let check = '';
   if (shape.keyed) {
