@@ -12,7 +12,15 @@ import { findSample } from '../test/support/prometheus';
 import { pidOf, processCpuUs, treeCpuUs, usPerRequest } from './lib/cpu';
 import * as database from './lib/database';
 import { assertPortFree, envInt, Harness, portOpen, rssMb, Server } from './lib/harness';
-import { LoadSpec, purchaseDocument, runLoad, scrape } from './lib/load';
+import {
+  confirmationDocument,
+  holdDocument,
+  LoadSpec,
+  LoadStep,
+  purchaseDocument,
+  runLoad,
+  scrape,
+} from './lib/load';
 import { lookUpNginx, NginxLookup, startNginx } from './lib/nginx';
 import * as report from './lib/report';
 import { deployments, RATIOS, Scenario, selectScenarios } from './scenarios';
@@ -101,6 +109,9 @@ function loadSpec(s: Scenario, urls: string[], options: string[]): LoadSpec {
   const each = s.pick === 'each-once';
   const option = () => options[each ? next++ % options.length : randomInt(options.length)];
   const purchase = s.request === 'purchase';
+  if (s.request === 'hold-confirm' || s.request === 'hold-mix') {
+    return { ...holdSpec(s, option), urls, path: () => '', method: 'POST' };
+  }
   return {
     urls,
     connections: s.connections,
@@ -111,6 +122,36 @@ function loadSpec(s: Scenario, urls: string[], options: string[]): LoadSpec {
     body: purchase ? JSON.stringify(purchaseDocument(randomUUID())) : undefined,
     successStatus: purchase ? 201 : 200,
     collectIds: purchase && s.target !== 'canned',
+  };
+}
+
+/** The request sequences of the reservation scenarios (bench/README.md, 8a and 8b). */
+function holdSpec(s: Scenario, option: () => string) {
+  const hold: LoadStep = {
+    method: 'POST',
+    path: () => `/ticket_options/${option()}/reservations`,
+    body: () => JSON.stringify(holdDocument(randomUUID())),
+    successStatus: 201,
+  };
+  const confirm: LoadStep = {
+    method: 'POST',
+    path: () => '/purchases',
+    body: (reservationId) => JSON.stringify(confirmationDocument(reservationId)),
+    successStatus: 201,
+    collect: true,
+  };
+  const release: LoadStep = {
+    method: 'DELETE',
+    path: (reservationId) => `/reservations/${reservationId}`,
+    successStatus: 204,
+  };
+  const steps = s.request === 'hold-confirm' ? [hold, confirm] : [hold, confirm, hold, release];
+  return {
+    connections: s.connections,
+    durationS: DURATION_S,
+    successStatus: 201,
+    collectIds: true,
+    steps,
   };
 }
 

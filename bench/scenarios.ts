@@ -20,7 +20,11 @@ export interface Scenario {
   fresh?: boolean;
   /** Fresh options seeded for the scenario (canned: ids only, no database). */
   options: { count: number; allocation: number };
-  request: 'purchase' | 'read';
+  /**
+   * purchase / read: one request; hold-confirm: a hold, then its confirmation (a sale in two
+   * requests); hold-mix: hold + confirm, then hold + release (two holds, one sale, per cycle).
+   */
+  request: 'purchase' | 'read' | 'hold-confirm' | 'hold-mix';
   /** random: any option per request; each-once: every option once, in order, then stop. */
   pick: 'random' | 'each-once';
   connections: number;
@@ -56,6 +60,13 @@ export const SCENARIOS: Scenario[] = [
     pick: 'each-once',
     rssLimitMb: 300,
   }),
+  hot('8a', 'hot option, hold then confirm (2 requests per sale), 1 instance', 'service', {
+    request: 'hold-confirm',
+  }),
+  hot('8b', '1,000 options, holds confirmed or released, 1 instance', 'service', {
+    ...MANY,
+    request: 'hold-mix',
+  }),
   hot('6d', 'hot option, bare Fastify + pg, same design (queue per option)', 'bare'),
   hot('5b', 'GET /ticket_options/:id, bare Fastify + pg', 'bare', READS),
   hot('6a', 'hot option, row-lock reference', 'row-lock'),
@@ -81,6 +92,7 @@ export const RATIOS = (
     ['canned behind nginx (6c) / canned direct (6b): the hop alone', '6c', '6b'],
     ['service, 1,000 options (4a) / row lock, 1,000 options (4b)', '4a', '4b'],
     ['service, hot option (1) / canned ceiling (6b)', '1', '6b'],
+    ['hold + confirm, requests/s (8a) / direct purchases/s (1); sales/s = half of it', '8a', '1'],
   ] as const
 ).map(([label, numerator, denominator]) => ({ label, numerator, denominator }));
 

@@ -18,6 +18,20 @@ export interface LoadSpec {
   successStatus: number;
   /** Collect the `data.id` of every successful answer, for the audit. */
   collectIds: boolean;
+  /**
+   * A sequence of requests each connection sends in turn instead of one (e.g. hold, then confirm
+   * that hold): each step sees the `data.id` of the previous answer.
+   */
+  steps?: LoadStep[];
+}
+
+export interface LoadStep {
+  method: 'GET' | 'POST' | 'DELETE';
+  path: (previousId: string) => string;
+  body?: (previousId: string) => string;
+  successStatus: number;
+  /** Its successful answers' ids are acknowledged purchases (for the audit). */
+  collect?: boolean;
 }
 
 export type LoadResult = Awaited<ReturnType<typeof runLoad>>;
@@ -36,6 +50,16 @@ export function purchaseDocument(userId: string) {
   return { data: { type: 'purchases', attributes: { quantity: 1 }, relationships } };
 }
 
+export function holdDocument(userId: string) {
+  const relationships = { user: { data: { type: 'users', id: userId } } };
+  return { data: { type: 'reservations', attributes: { quantity: 1 }, relationships } };
+}
+
+export function confirmationDocument(reservationId: string) {
+  const reservation = { data: { type: 'reservations', id: reservationId } };
+  return { data: { type: 'purchases', relationships: { reservation } } };
+}
+
 type Result = Parameters<Parameters<typeof autocannon>[1]>[1];
 
 /**
@@ -47,36 +71,59 @@ export function runLoad(spec: LoadSpec) {
   const onResponse = (status: number, text: string) => {
     if (spec.collectIds && status === spec.successStatus) ids.push(idOf(text) ?? '');
   };
-  const request = {
-    method: spec.method,
-    headers: { 'content-type': JSON_API, accept: JSON_API },
-    body: spec.body,
-    // Before every request, the first one included.
-    setupRequest: <T>(r: T) => ({ ...r, path: spec.path() }),
-    onResponse,
-  };
+  const headers = { 'content-type': JSON_API, accept: JSON_API };
+  const requests = spec.steps
+    ? stepRequests(spec.steps, ids)
+    : [
+        {
+          method: spec.method,
+          headers,
+          body: spec.body,
+          // Before every request, the first one included.
+          setupRequest: <T>(r: T) => ({ ...r, path: spec.path() }),
+          onResponse,
+        },
+      ];
   const url = spec.urls.length === 1 ? spec.urls[0] : spec.urls;
   // A fixed amount still gets a time bound: every load loop ends by itself.
   const duration = spec.amount === undefined ? spec.durationS : 600;
   const options = { url, connections: spec.connections, duration, amount: spec.amount };
   return new Promise<ReturnType<typeof figures> & { ids: string[] }>((resolve, reject) =>
-    autocannon({ ...options, timeout: 10, requests: [request] }, (error, result) => {
+    autocannon({ ...options, timeout: 10, requests }, (error, result) => {
       if (error) reject(error);
-      else resolve({ ...figures(result, spec.successStatus), ids });
+      else resolve({ ...figures(result, spec.steps ?? [spec.successStatus]), ids });
     }),
   );
 }
 
-function figures(r: Result, successStatus: number) {
+/** autocannon's request sequence of `steps`; its context carries the previous answer's id. */
+function stepRequests(steps: LoadStep[], ids: string[]) {
+  return steps.map((step) => ({
+    method: step.method,
+    headers: { 'content-type': JSON_API, accept: JSON_API },
+    setupRequest: <T>(r: T, context: Record<string, unknown>) => {
+      const previous = typeof context.id === 'string' ? context.id : '';
+      return { ...r, path: step.path(previous), body: step.body?.(previous) };
+    },
+    onResponse: (status: number, text: string, context: Record<string, unknown>) => {
+      const id = idOf(text) ?? '';
+      context.id = id;
+      if (step.collect && status === step.successStatus) ids.push(id);
+    },
+  }));
+}
+
+function figures(r: Result, success: Array<number | LoadStep>) {
   const counts = Object.entries(r.statusCodeStats).map(([s, { count }]) => [s, count] as const);
   const statusCounts = Object.fromEntries(counts);
-  const successes = statusCounts[successStatus] ?? 0;
+  const statuses = new Set(success.map((s) => (typeof s === 'number' ? s : s.successStatus)));
+  const successes = [...statuses].reduce((sum, status) => sum + (statusCounts[status] ?? 0), 0);
   return {
     durationS: r.duration,
     successes,
     /** Every answer, whatever its status: the denominator of CPU per request. */
     completed: counts.reduce((sum, [, n]) => sum + n, 0),
-    /** Successful answers per second: purchases/s or reads/s. */
+    /** Successful answers per second: purchases/s or reads/s (requests/s of a sequence). */
     throughput: r.duration > 0 ? successes / r.duration : 0,
     p50Ms: r.latency.p50,
     p99Ms: r.latency.p99,

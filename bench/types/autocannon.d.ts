@@ -1,12 +1,16 @@
 // autocannon ships no typings and @types/autocannon is not installed: only what the bench uses.
 declare module 'autocannon' {
   interface Request {
-    method: 'GET' | 'POST';
+    method: 'GET' | 'POST' | 'DELETE';
     headers: Record<string, string>;
     body?: string;
-    /** Called before every request with a copy it may change and return. */
-    setupRequest(request: Request): Request;
-    onResponse(status: number, body: string): void;
+    path?: string;
+    /**
+     * Called before every request with a copy it may change and return; `context` is the
+     * connection's, shared by the requests of one sequence.
+     */
+    setupRequest(request: Request, context: Record<string, unknown>): Request;
+    onResponse(status: number, body: string, context: Record<string, unknown>): void;
   }
   interface Options {
     url: string | string[];

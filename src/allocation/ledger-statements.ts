@@ -172,11 +172,11 @@ export function ledgerGroups(shape: LedgerShape): Group[] {
  * whose guard holds are locked first, in id order; every change below is limited to locked
  * options, and the counters move by what was actually changed:
  * `purchased += purchases + confirmed - cancelled`, `held += holds - confirmed - released`.
- * Confirms and releases lock their reservation rows and read them as the newest version, so the
- * state they act on (held, due, released, confirmed) is the committed one; a due hold is never
- * confirmed (`expires_at` against the database clock of this very statement).
+ * Confirms and releases change a reservation only if it is held (re-checked on the newest row
+ * version); a due hold is never confirmed (`expires_at` against the database clock of this very
+ * statement).
  * Each row comes back: `option` (bumped), `lost` (claim taken over), `hold` (its times), `target`
- * (what a confirm, release or cancel found: changed, unchanged, expired, released, confirmed).
+ * (changed, unchanged, or `recheck-*`: the store reads why it did not change).
  */
 export function ledgerStatement(mode: CommitMode, shape: LedgerShape): NamedStatement {
   const ctes: string[] = [];
@@ -278,48 +278,49 @@ export function ledgerStatement(mode: CommitMode, shape: LedgerShape): NamedStat
   };
 }
 
+/**
+ * A confirm changes its reservation only if it is still held and not due, re-checked on the
+ * newest row version (the UPDATE's READ COMMITTED re-evaluation, under the option's lock): no
+ * separate row lock is needed. One that did not change comes back as `recheck-confirm`: the store
+ * reads why (expired, released, confirmed) after the statement, from committed rows.
+ */
 function addConfirms(ctes: string[], rows: string[], moved: string[]): void {
   ctes.push(
-    `conf_rows AS MATERIALIZED (
-      SELECT r.id, r.status, r.expires_at <= now() AS due, r.ticket_option_id, r.user_id,
-             r.quantity, c.purchase_id
-        FROM reservations r JOIN c ON c.reservation_id = r.id AND c.option_id = r.ticket_option_id
-        JOIN locked l ON l.id = r.ticket_option_id
-       FOR UPDATE OF r)`,
     `confirmed AS (
-      UPDATE reservations r SET status = 'confirmed', purchase_id = cr.purchase_id, updated_at = now()
-        FROM conf_rows cr WHERE r.id = cr.id AND cr.status = 'held' AND NOT cr.due
-      RETURNING r.id, r.ticket_option_id, r.quantity)`,
+      UPDATE reservations r SET status = 'confirmed', purchase_id = c.purchase_id, updated_at = now()
+        FROM c JOIN locked l ON l.id = c.option_id
+       WHERE r.id = c.reservation_id AND r.ticket_option_id = c.option_id
+         AND r.status = 'held' AND r.expires_at > now()
+      RETURNING r.id, r.ticket_option_id, r.user_id, r.quantity, c.purchase_id)`,
     `confirmed_purchases AS (
       INSERT INTO purchases (id, ticket_option_id, user_id, quantity, reservation_id, created_at, updated_at)
-      SELECT cr.purchase_id, cr.ticket_option_id, cr.user_id, cr.quantity, cr.id, now(), now()
-        FROM conf_rows cr JOIN confirmed cf ON cf.id = cr.id
+      SELECT cf.purchase_id, cf.ticket_option_id, cf.user_id, cf.quantity, cf.id, now(), now()
+        FROM confirmed cf
       RETURNING id, ticket_option_id)`,
   );
-  rows.push(`SELECT 'target', cr.id, cr.ticket_option_id, NULL, NULL, NULL, NULL, NULL,
-                    CASE WHEN cf.id IS NOT NULL THEN 'changed'
-                         WHEN cr.status = 'held' THEN 'expired' ELSE cr.status END, NULL
-               FROM conf_rows cr LEFT JOIN confirmed cf ON cf.id = cr.id`);
+  rows.push(`SELECT 'target', c.reservation_id, c.option_id, NULL, NULL, NULL, NULL, NULL,
+                    CASE WHEN cf.id IS NOT NULL THEN 'changed' ELSE 'recheck-confirm' END, NULL
+               FROM c JOIN locked l ON l.id = c.option_id
+               LEFT JOIN confirmed cf ON cf.id = c.reservation_id`);
   moved.push('confirmed:+purchased:-held');
 }
 
+/** A release, likewise: `unchanged` for a due hold (now expired), `recheck-release` otherwise. */
 function addReleases(ctes: string[], rows: string[], moved: string[]): void {
   ctes.push(
-    `rel_rows AS MATERIALIZED (
-      SELECT r.id, r.status, r.expires_at <= now() AS due
-        FROM reservations r JOIN rl ON rl.reservation_id = r.id AND rl.option_id = r.ticket_option_id
-        JOIN locked l ON l.id = r.ticket_option_id
-       FOR UPDATE OF r)`,
     `released AS (
       UPDATE reservations r
-         SET status = CASE WHEN rr.due THEN 'expired' ELSE 'released' END, updated_at = now()
-        FROM rel_rows rr WHERE r.id = rr.id AND rr.status = 'held'
+         SET status = CASE WHEN r.expires_at <= now() THEN 'expired' ELSE 'released' END,
+             updated_at = now()
+        FROM rl JOIN locked l ON l.id = rl.option_id
+       WHERE r.id = rl.reservation_id AND r.ticket_option_id = rl.option_id AND r.status = 'held'
       RETURNING r.id, r.ticket_option_id, r.quantity, r.status)`,
   );
-  rows.push(`SELECT 'target', rr.id, NULL, NULL, NULL, NULL, NULL, NULL,
+  rows.push(`SELECT 'target', rl.reservation_id, rl.option_id, NULL, NULL, NULL, NULL, NULL,
                     CASE WHEN rs.status = 'released' THEN 'changed'
-                         WHEN rr.status = 'confirmed' THEN 'confirmed' ELSE 'unchanged' END, NULL
-               FROM rel_rows rr LEFT JOIN released rs ON rs.id = rr.id`);
+                         WHEN rs.id IS NOT NULL THEN 'unchanged' ELSE 'recheck-release' END, NULL
+               FROM rl JOIN locked l ON l.id = rl.option_id
+               LEFT JOIN released rs ON rs.id = rl.reservation_id`);
   moved.push('released:-held');
 }
 
@@ -378,6 +379,12 @@ function keyedCte(): string {
        WHERE ik.key = k.idem_key AND ik.claim = k.idem_claim AND ik.completed_at IS NULL
       RETURNING 1)`;
 }
+
+/** Why confirms or releases changed nothing: the reservations as committed now. */
+export const RESERVATION_STATES: NamedStatement = {
+  name: 'reservations-states',
+  text: `SELECT id, status, expires_at <= now() AS due FROM reservations WHERE id = ANY($1::uuid[])`,
+};
 
 export const LOAD_STATE: NamedStatement = {
   name: 'allocation-load-state',

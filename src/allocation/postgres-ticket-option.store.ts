@@ -14,6 +14,7 @@ import {
   NamedStatement,
   purchaseStatement,
   REFRESH_STATE,
+  RESERVATION_STATES,
 } from './ledger-statements';
 import {
   AllocationState,
@@ -122,7 +123,33 @@ export class PostgresTicketOptionStore implements TicketOptionStore {
       }
       throw error;
     }
+    await this.classifyRechecks(rows);
     return outcomesOf(requests, rows);
+  }
+
+  /**
+   * Confirms and releases that changed nothing: why, from the rows as committed now (their
+   * states are final, so what this read sees is what the commit met or later the same).
+   */
+  private async classifyRechecks(rows: CommitRow[]): Promise<void> {
+    const rechecks = rows.filter((row) => row.status?.startsWith('recheck-'));
+    if (rechecks.length === 0) return;
+    const states = new Map(
+      (
+        await this.query<{ id: string; status: string; due: boolean }>({
+          ...RESERVATION_STATES,
+          values: [rechecks.map((row) => row.id)],
+        })
+      ).map((state) => [state.id, state]),
+    );
+    for (const row of rechecks) {
+      const state = states.get(row.id);
+      const confirm = row.status === 'recheck-confirm';
+      if (!state) row.status = 'missing';
+      else if (state.status === 'confirmed') row.status = 'confirmed';
+      else if (!confirm) row.status = 'unchanged';
+      else row.status = state.status === 'released' ? 'released' : 'expired';
+    }
   }
 
   /** Direct purchases only: the lean statement of the brief's route. */

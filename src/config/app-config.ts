@@ -32,6 +32,8 @@ export interface ReservationConfig {
   sweepMs: number;
   /** Most due holds one sweep statement expires. */
   sweepLimit: number;
+  /** Holds created here whose option is remembered, so that confirming needs no read (0: off). */
+  routeCacheSize: number;
 }
 
 export interface DatabaseTimeouts {
@@ -167,6 +169,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxTtlSeconds: int('RESERVATION_MAX_TTL_S', 3_600, 1, 86_400),
       sweepMs: int('RESERVATION_SWEEP_MS', 250, 10, 60_000),
       sweepLimit: int('RESERVATION_SWEEP_LIMIT', 1_000, 1, 100_000),
+      routeCacheSize: int('RESERVATION_ROUTE_CACHE', 100_000, 0, 10_000_000),
     },
     embeddedPostgres: {
       dataDir: resolve(env.EMBEDDED_PG_DATA_DIR?.trim() || '.data/postgres'),

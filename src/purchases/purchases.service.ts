@@ -8,7 +8,7 @@ import {
 import { TicketOptionActorRegistry } from '../allocation/ticket-option-actor.registry';
 import { DomainError, NotFoundError } from '../common/domain.error';
 import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
-import type { ReservationView } from '../reservations/reservation.document';
+import { ReservationRoute, ReservationRouteCache } from '../reservations/reservation-route.cache';
 import { ReservationsRepository } from '../reservations/reservations.repository';
 import {
   newPurchaseView,
@@ -48,6 +48,7 @@ export class PurchasesService {
     private readonly actors: TicketOptionActorRegistry,
     private readonly purchases: PurchasesRepository,
     private readonly reservations: ReservationsRepository,
+    private readonly routes: ReservationRouteCache,
   ) {}
 
   /** Hands the purchase to the option's actor; resolves once it is committed. */
@@ -77,6 +78,25 @@ export class PurchasesService {
    * expired, released or confirmed is refused at once: those states are final.
    */
   async confirm(command: ConfirmCommand): Promise<PurchaseView> {
+    const { reservationId } = command;
+    const reservation = this.routes.get(reservationId) ?? (await this.heldReservation(command));
+    checkMatches(command, reservationId, reservation);
+    const id = randomUUID();
+    const { ticketOptionId, userId, quantity } = reservation;
+    const view = newPurchaseView({ id, ticketOptionId, userId, quantity, reservationId });
+    await this.actors.get(ticketOptionId).confirm({
+      reservationId,
+      purchaseId: id,
+      userId,
+      quantity,
+      idempotency: command.idempotency && completion(command.idempotency, view),
+    });
+    this.routes.forget(reservationId);
+    return view;
+  }
+
+  /** A reservation this instance did not create: read, and refused at once if it is final. */
+  private async heldReservation(command: ConfirmCommand): Promise<ReservationRoute> {
     const reservation = await this.reservations.findById(command.reservationId);
     if (!reservation) {
       throw new NotFoundError(
@@ -84,26 +104,11 @@ export class PurchasesService {
         { pointer: RESERVATION_POINTER },
       );
     }
-    checkMatches(command, reservation);
+    checkMatches(command, reservation.id, reservation);
     if (reservation.status !== 'held') {
       throw new ReservationStateError(reservation.status, reservation.id);
     }
-    const id = randomUUID();
-    const view = newPurchaseView({
-      id,
-      ticketOptionId: reservation.ticketOptionId,
-      userId: reservation.userId,
-      quantity: reservation.quantity,
-      reservationId: reservation.id,
-    });
-    await this.actors.get(reservation.ticketOptionId).confirm({
-      reservationId: reservation.id,
-      purchaseId: id,
-      userId: reservation.userId,
-      quantity: reservation.quantity,
-      idempotency: command.idempotency && completion(command.idempotency, view),
-    });
-    return view;
+    return reservation;
   }
 
   /** Cancels a purchase (its tickets are available at once); a cancelled one stays cancelled. */
@@ -153,11 +158,15 @@ function completion(claim: IdempotencyClaim, view: PurchaseView) {
 }
 
 /** Option, user and quantity, where the confirmation repeats them, are the reservation's. */
-function checkMatches(command: ConfirmCommand, reservation: ReservationView): void {
+function checkMatches(
+  command: ConfirmCommand,
+  reservationId: string,
+  reservation: ReservationRoute,
+): void {
   const conflict = (what: string, given: string, pointer: string) =>
     new DomainError({
       code: 'id_conflict',
-      detail: `The ${what} (${given}) is not the reservation's (${reservation.id}).`,
+      detail: `The ${what} (${given}) is not the reservation's (${reservationId}).`,
       source: { pointer },
     });
   if (command.pathTicketOptionId && command.pathTicketOptionId !== reservation.ticketOptionId) {

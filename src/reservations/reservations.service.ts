@@ -14,6 +14,7 @@ import {
   ReservationView,
   TTL_POINTER,
 } from './reservation.document';
+import { ReservationRouteCache } from './reservation-route.cache';
 import { ReservationsRepository } from './reservations.repository';
 
 export interface HoldCommand {
@@ -31,6 +32,7 @@ export class ReservationsService {
   constructor(
     private readonly actors: TicketOptionActorRegistry,
     private readonly reservations: ReservationsRepository,
+    private readonly routes: ReservationRouteCache,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -59,6 +61,8 @@ export class ReservationsService {
           responseBody: JSON.stringify(reservationDocument(pending)),
         },
       });
+      const { ticketOptionId, userId, quantity } = command;
+      this.routes.remember(id, { ticketOptionId, userId, quantity });
       return {
         ...pending,
         expiresAt: receipt.expiresAt.toISOString(),
@@ -77,12 +81,16 @@ export class ReservationsService {
    * changes; confirmed: 409 (its tickets are sold).
    */
   async release(id: string): Promise<void> {
-    const reservation = await this.findOne(id);
-    if (reservation.status === 'confirmed') {
-      throw new ReservationStateError('confirmed', id, undefined);
+    const remembered = this.routes.get(id);
+    const reservation = remembered ?? (await this.findOne(id));
+    if ('status' in reservation) {
+      if (reservation.status === 'confirmed') {
+        throw new ReservationStateError('confirmed', id, undefined);
+      }
+      if (reservation.status !== 'held') return;
     }
-    if (reservation.status !== 'held') return;
     await this.actors.get(reservation.ticketOptionId).release(id);
+    this.routes.forget(id);
   }
 
   async findOne(id: string): Promise<ReservationView> {

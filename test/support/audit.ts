@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { auditLedger } from '../../src/audit/ledger-audit';
 import type { ApiResponse } from './jsonapi-client';
 
 export interface PurchaseAttempt {
@@ -11,7 +12,9 @@ export interface PurchaseAttempt {
 
 /**
  * The audit of docs/design.md, Invariant after a burst of purchases against one option: the database holds exactly
- * the acknowledged purchases, within the allocation, and every refusal was justified.
+ * the acknowledged purchases, within the allocation, and every refusal was justified. The whole
+ * ledger of the database (every option, holds and confirmations included) must pass
+ * auditLedger (src/audit/ledger-audit.ts) too.
  */
 export async function auditOption(
   sql: Pool,
@@ -22,14 +25,18 @@ export async function auditOption(
     await sql.query('SELECT allocation, purchased FROM ticket_options WHERE id = $1', [optionId])
   ).rows[0] as { allocation: number; purchased: number };
   const rows = (
-    await sql.query('SELECT id, user_id, quantity FROM purchases WHERE ticket_option_id = $1', [
-      optionId,
-    ])
-  ).rows as Array<{ id: string; user_id: string; quantity: number }>;
+    await sql.query(
+      'SELECT id, user_id, quantity, status FROM purchases WHERE ticket_option_id = $1',
+      [optionId],
+    )
+  ).rows as Array<{ id: string; user_id: string; quantity: number; status: string }>;
   const stored = new Map(rows.map((row) => [row.id, row.quantity]));
-  const sum = rows.reduce((total, row) => total + row.quantity, 0);
+  // A cancelled purchase returned its tickets: it is kept, but no longer counts as sold.
+  const sum = rows
+    .filter((row) => row.status === 'completed')
+    .reduce((total, row) => total + row.quantity, 0);
 
-  // 0 <= SUM(purchases.quantity) == ticket_options.purchased <= ticket_options.allocation
+  // 0 <= SUM(quantity of completed purchases) == ticket_options.purchased <= ticket_options.allocation
   expect(sum).toBe(option.purchased);
   expect(option.purchased).toBeLessThanOrEqual(option.allocation);
 
@@ -66,7 +73,12 @@ export async function auditOption(
   }
   expect(rows.length).toBe(accepted.length + claimed.size);
 
-  // Every refusal is justified: availability only shrinks, so the final remainder bounds it.
+  const ledger = await auditLedger(sql);
+  expect(ledger.violations).toEqual([]);
+  expect(ledger.ok).toBe(true);
+
+  // Every refusal is justified: without holds and cancellations (the loads that use this audit)
+  // availability only shrinks, so the final remainder bounds it.
   const remaining = option.allocation - option.purchased;
   for (const attempt of refused) {
     expect(attempt.response!.body.errors[0].code).toBe('invalid_purchase_quantity');
