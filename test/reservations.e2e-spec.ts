@@ -910,6 +910,21 @@ describe('reservations on an instance whose clock is an hour ahead', () => {
     const normalHold = await s.held(optionId, 1, 600);
     const viaSkewed = await skewedApi.post('/purchases', confirmationBody(normalHold));
     expect(viaSkewed.status).toBe(201);
+    // Its own holds it confirms and releases like any other (not expired an hour early).
+    const own = await skewedApi.post(
+      '/reservations',
+      reservationBody(optionId, 1, { ttlSeconds: 600 }),
+    );
+    const toRelease = await skewedApi.post('/reservations', reservationBody(optionId, 1));
+    expect((await skewedApi.post('/purchases', confirmationBody(own.body.data.id))).status).toBe(
+      201,
+    );
+    expect(
+      (await skewedApi.get(`/reservations/${toRelease.body.data.id}`)).body.data.attributes.status,
+    ).toBe('held');
+    expect((await skewedApi.delete(`/reservations/${toRelease.body.data.id}`)).status).toBe(204);
+    expect(await s.status(toRelease.body.data.id)).toBe('released');
+    expect(await s.meta(optionId)).toEqual({ remaining: 6, sold: 4, held: 0 });
   });
 
   it('expires a hold at the same moment for both instances', async () => {
