@@ -7,12 +7,15 @@ import { TicketOptionActorRegistry } from '../src/allocation/ticket-option-actor
 import { requestFingerprint } from '../src/idempotency/idempotency-key';
 import {
   ApiResponse,
+  confirmationBody,
   JSONAPI,
   JsonApiClient,
   purchaseBody,
+  reservationBody,
   ticketOptionBody,
 } from './support/jsonapi-client';
 import { startTestApp, TestApp } from './support/test-app';
+import { waitFor } from './support/waiting';
 
 /**
  * The OpenAPI document served at /docs-json is checked against real responses: every case below
@@ -28,7 +31,12 @@ type Route =
   | 'GET /ticket_options/{id}'
   | 'POST /purchases'
   | 'POST /ticket_options/{id}/purchases'
-  | 'GET /purchases/{id}';
+  | 'GET /purchases/{id}'
+  | 'DELETE /purchases/{id}'
+  | 'POST /reservations'
+  | 'POST /ticket_options/{id}/reservations'
+  | 'GET /reservations/{id}'
+  | 'DELETE /reservations/{id}';
 
 interface Scene {
   api: JsonApiClient;
@@ -40,6 +48,9 @@ interface Scene {
   optionId: string;
   soldOutId: string;
   purchaseId: string;
+  /** A reservation confirmed into `confirmedPurchaseId`. */
+  confirmedId: string;
+  confirmedPurchaseId: string;
 }
 
 interface Case {
@@ -76,6 +87,61 @@ const withoutUser = (body: ReturnType<typeof purchaseBody>) => {
   return body;
 };
 const key = () => `key-${randomUUID()}`;
+const holdsOf = (s: Scene) => `/ticket_options/${s.optionId}/reservations`;
+const hold = (optionId: string | undefined, quantity: unknown, ttlSeconds?: unknown) =>
+  reservationBody(optionId, quantity, { ttlSeconds });
+
+/** A new held reservation of the scene's option (quantity 1 unless told), by its id. */
+async function held(s: Scene, ttlSeconds?: number): Promise<string> {
+  const response = await post(s, '/reservations', hold(s.optionId, 1, ttlSeconds));
+  expect(response.status).toBe(201);
+  return response.body.data.id as string;
+}
+
+/** A reservation whose `expires_at` has passed by the database clock (swept or not). */
+async function expired(s: Scene): Promise<string> {
+  const id = await held(s, 1);
+  await waitFor(
+    'the hold to pass its expires_at',
+    async () =>
+      (
+        await s.t.sql.query('SELECT now() >= expires_at AS due FROM reservations WHERE id = $1', [
+          id,
+        ])
+      ).rows[0].due as boolean,
+    (due) => due,
+  );
+  return id;
+}
+
+async function released(s: Scene): Promise<string> {
+  const id = await held(s);
+  expect((await s.api.delete(`/reservations/${id}`)).status).toBe(204);
+  return id;
+}
+
+/** A purchase just bought from the scene's option, by its id. */
+async function bought(s: Scene): Promise<string> {
+  const response = await post(s, '/purchases', purchaseBody(s.optionId, 1));
+  expect(response.status).toBe(201);
+  return response.body.data.id as string;
+}
+
+/** Checks the error code the document cannot tell apart from the others of its status. */
+async function withCode(response: Promise<ApiResponse>, code: string): Promise<ApiResponse> {
+  const answer = await response;
+  expect(answer.body?.errors?.map((e: { code: string }) => e.code)).toEqual([code]);
+  return answer;
+}
+
+/** A confirmation of a new held reservation, to `path` (with `extra` members), as sent. */
+async function confirmNew(
+  s: Scene,
+  path: string,
+  extra: Parameters<typeof confirmationBody>[1] = {},
+) {
+  return post(s, path, confirmationBody(await held(s), extra));
+}
 
 /** Sends the same request twice with one Idempotency-Key; answers the second response. */
 async function twice(s: Scene, path: string, body: unknown, secondBody = body) {
@@ -99,10 +165,10 @@ const replay = (
   route: Route,
   status: number,
   name: string,
-  request: (s: Scene) => [string, unknown],
+  request: (s: Scene) => [string, unknown] | Promise<[string, unknown]>,
 ) =>
   c(route, status, name, async (s) => {
-    const [path, body] = request(s);
+    const [path, body] = await request(s);
     const idempotencyKey = key();
     const first = await post(s, path, body, { 'idempotency-key': idempotencyKey });
     const second = await post(s, path, body, { 'idempotency-key': idempotencyKey });
@@ -345,13 +411,252 @@ const CASES: Case[] = [
   c('GET /purchases/{id}', 503, 'a database that is unreachable', (s) =>
     s.unreachable.get(`/purchases/${s.purchaseId}`),
   ),
+  c('GET /purchases/{id}', 200, 'a confirmed purchase with its reservation included', (s) =>
+    s.api.get(`/purchases/${s.confirmedPurchaseId}?include=ticket_option,reservation`),
+  ),
+  c('GET /purchases/{id}', 200, 'a cancelled purchase', async (s) => {
+    const id = await bought(s);
+    expect((await s.api.delete(`/purchases/${id}`)).status).toBe(204);
+    return s.api.get(`/purchases/${id}`);
+  }),
+
+  ...confirmationCases('POST /purchases', () => '/purchases'),
+  ...confirmationCases('POST /ticket_options/{id}/purchases', nested),
+  c('POST /purchases', 400, 'a confirmation with another quantity', (s) =>
+    withCode(confirmNew(s, '/purchases', { attributes: { quantity: 2 } }), 'invalid_attribute'),
+  ),
+  c('POST /purchases', 404, 'a confirmation of an unknown reservation', (s) =>
+    withCode(post(s, '/purchases', confirmationBody(randomUUID())), 'not_found'),
+  ),
+  c('POST /purchases', 409, 'a confirmation naming another user', (s) =>
+    withCode(
+      confirmNew(s, '/purchases', {
+        relationships: { user: { data: { type: 'users', id: randomUUID() } } },
+      }),
+      'id_conflict',
+    ),
+  ),
+  c('POST /ticket_options/{id}/purchases', 409, 'a confirmation under another option', (s) =>
+    withCode(confirmNew(s, `/ticket_options/${s.soldOutId}/purchases`), 'id_conflict'),
+  ),
+
+  c('DELETE /purchases/{id}', 204, 'a cancellation', async (s) =>
+    s.api.delete(`/purchases/${await bought(s)}`),
+  ),
+  c('DELETE /purchases/{id}', 204, 'a purchase cancelled before', async (s) => {
+    const id = await bought(s);
+    expect((await s.api.delete(`/purchases/${id}`)).status).toBe(204);
+    return s.api.delete(`/purchases/${id}`);
+  }),
+  c('DELETE /purchases/{id}', 204, 'a confirmed purchase', async (s) => {
+    const confirmed = await confirmNew(s, '/purchases');
+    expect(confirmed.status).toBe(201);
+    return s.api.delete(`/purchases/${confirmed.body.data.id}`);
+  }),
+  c('DELETE /purchases/{id}', 400, 'a query parameter', async (s) =>
+    s.api.delete(`/purchases/${await bought(s)}?sort=quantity`),
+  ),
+  c('DELETE /purchases/{id}', 404, 'an unknown id', (s) =>
+    s.api.delete(`/purchases/${randomUUID()}`),
+  ),
+  c('DELETE /purchases/{id}', 404, 'an id that is not a UUID', (s) => s.api.delete('/purchases/x')),
+  c('DELETE /purchases/{id}', 406, 'Accept with a forbidden parameter', async (s) =>
+    s.api.delete(`/purchases/${await bought(s)}`, NOT_ACCEPTABLE),
+  ),
+  c('DELETE /purchases/{id}', 500, 'a database that is gone', (s) =>
+    s.degraded.delete(`/purchases/${s.purchaseId}`),
+  ),
+  c('DELETE /purchases/{id}', 503, 'a database that is unreachable', (s) =>
+    s.unreachable.delete(`/purchases/${s.purchaseId}`),
+  ),
+
+  ...holdCases(
+    'POST /reservations',
+    () => '/reservations',
+    (s) => s.optionId,
+  ),
+  ...holdCases('POST /ticket_options/{id}/reservations', holdsOf, () => undefined),
+  c('POST /reservations', 400, 'a ttl_seconds of 0', (s) =>
+    withCode(post(s, '/reservations', hold(s.optionId, 1, 0)), 'invalid_attribute'),
+  ),
+  c('POST /reservations', 400, 'a ttl_seconds over the maximum', (s) =>
+    withCode(post(s, '/reservations', hold(s.optionId, 1, 3601)), 'invalid_attribute'),
+  ),
+  c('POST /reservations', 400, 'a missing user', (s) =>
+    post(s, '/reservations', withoutUser(hold(s.optionId, 1))),
+  ),
+  c('POST /reservations', 404, 'an unknown ticket option', (s) =>
+    post(s, '/reservations', hold(randomUUID(), 1)),
+  ),
+  c('POST /ticket_options/{id}/reservations', 201, 'a matching ticket_option relationship', (s) =>
+    post(s, holdsOf(s), hold(s.optionId, 1)),
+  ),
+  c('POST /ticket_options/{id}/reservations', 404, 'an unknown ticket option', (s) =>
+    post(s, `/ticket_options/${randomUUID()}/reservations`, hold(undefined, 1)),
+  ),
+  c('POST /ticket_options/{id}/reservations', 404, 'a path id that is not a UUID', (s) =>
+    post(s, '/ticket_options/nope/reservations', hold(undefined, 1)),
+  ),
+  c('POST /ticket_options/{id}/reservations', 409, 'a relationship to another option', (s) =>
+    withCode(post(s, holdsOf(s), hold(s.soldOutId, 1)), 'id_conflict'),
+  ),
+
+  c('GET /reservations/{id}', 200, 'a held reservation', async (s) =>
+    s.api.get(`/reservations/${await held(s)}`),
+  ),
+  c('GET /reservations/{id}', 200, 'a confirmed reservation with both included', (s) =>
+    s.api.get(`/reservations/${s.confirmedId}?include=purchase,ticket_option`),
+  ),
+  c('GET /reservations/{id}', 200, 'a released reservation, sparse', async (s) =>
+    s.api.get(`/reservations/${await released(s)}?fields[reservations]=status`),
+  ),
+  c('GET /reservations/{id}', 200, 'an expired reservation', async (s) => {
+    const response = await s.api.get(`/reservations/${await expired(s)}`);
+    expect(response.body.data.attributes.status).toBe('expired');
+    return response;
+  }),
+  c('GET /reservations/{id}', 400, 'an unknown include path', (s) =>
+    s.api.get(`/reservations/${s.confirmedId}?include=user`),
+  ),
+  c('GET /reservations/{id}', 404, 'an unknown id', (s) =>
+    s.api.get(`/reservations/${randomUUID()}`),
+  ),
+  c('GET /reservations/{id}', 404, 'an id that is not a UUID', (s) => s.api.get('/reservations/x')),
+  c('GET /reservations/{id}', 406, 'Accept with a forbidden parameter', (s) =>
+    s.api.get(`/reservations/${s.confirmedId}`, NOT_ACCEPTABLE),
+  ),
+  c('GET /reservations/{id}', 500, 'a database that is gone', (s) =>
+    s.degraded.get(`/reservations/${s.confirmedId}`),
+  ),
+  c('GET /reservations/{id}', 503, 'a database that is unreachable', (s) =>
+    s.unreachable.get(`/reservations/${s.confirmedId}`),
+  ),
+
+  c('DELETE /reservations/{id}', 204, 'a release', async (s) =>
+    s.api.delete(`/reservations/${await held(s)}`),
+  ),
+  c('DELETE /reservations/{id}', 204, 'a reservation released before', async (s) =>
+    s.api.delete(`/reservations/${await released(s)}`),
+  ),
+  c('DELETE /reservations/{id}', 204, 'an expired reservation', async (s) =>
+    s.api.delete(`/reservations/${await expired(s)}`),
+  ),
+  c('DELETE /reservations/{id}', 400, 'a query parameter', async (s) =>
+    s.api.delete(`/reservations/${await held(s)}?foo=1`),
+  ),
+  c('DELETE /reservations/{id}', 404, 'an unknown id', (s) =>
+    s.api.delete(`/reservations/${randomUUID()}`),
+  ),
+  c('DELETE /reservations/{id}', 404, 'an id that is not a UUID', (s) =>
+    s.api.delete('/reservations/x'),
+  ),
+  c('DELETE /reservations/{id}', 406, 'Accept with a forbidden parameter', async (s) =>
+    s.api.delete(`/reservations/${await held(s)}`, NOT_ACCEPTABLE),
+  ),
+  c('DELETE /reservations/{id}', 409, 'a confirmed reservation', (s) =>
+    withCode(s.api.delete(`/reservations/${s.confirmedId}`), 'reservation_confirmed'),
+  ),
+  c('DELETE /reservations/{id}', 500, 'a database that is gone', (s) =>
+    s.degraded.delete(`/reservations/${s.confirmedId}`),
+  ),
+  c('DELETE /reservations/{id}', 503, 'a database that is unreachable', (s) =>
+    s.unreachable.delete(`/reservations/${s.confirmedId}`),
+  ),
 ];
+
+/** The confirmation answers of one purchase route: 201, each 409 reservation_*, the replays. */
+function confirmationCases(route: Route, path: (s: Scene) => string): Case[] {
+  return [
+    c(route, 201, 'a confirmation', (s) => confirmNew(s, path(s))),
+    c(route, 201, 'a confirmation repeating the reservation', async (s) => {
+      const id = await held(s);
+      const read = await s.api.get(`/reservations/${id}`);
+      const { ticket_option, user } = read.body.data.relationships;
+      return post(
+        s,
+        path(s),
+        confirmationBody(id, {
+          attributes: { quantity: 1 },
+          relationships: { ticket_option, user },
+        }),
+      );
+    }),
+    replay(route, 201, 'a replayed confirmation', async (s) => [
+      path(s),
+      confirmationBody(await held(s)),
+    ]),
+    c(route, 409, 'a reservation confirmed before', (s) =>
+      withCode(post(s, path(s), confirmationBody(s.confirmedId)), 'reservation_confirmed'),
+    ),
+    c(route, 409, 'a released reservation', async (s) =>
+      withCode(post(s, path(s), confirmationBody(await released(s))), 'reservation_released'),
+    ),
+    c(route, 409, 'an expired reservation, swept or not', async (s) =>
+      withCode(post(s, path(s), confirmationBody(await expired(s))), 'reservation_expired'),
+    ),
+  ];
+}
+
+/** The answers of one hold route; `optionOf` gives the relationship (none on the nested route). */
+function holdCases(
+  route: Route,
+  path: (s: Scene) => string,
+  optionOf: (s: Scene) => string | undefined,
+): Case[] {
+  const soldOut = (s: Scene) =>
+    optionOf(s) === undefined ? `/ticket_options/${s.soldOutId}/reservations` : path(s);
+  const soldOutBody = (s: Scene) => hold(optionOf(s) && s.soldOutId, 1);
+  return [
+    c(route, 201, 'a hold', (s) => post(s, path(s), hold(optionOf(s), 2))),
+    c(route, 201, 'a hold with its own ttl_seconds', (s) =>
+      post(s, path(s), hold(optionOf(s), 1, 60)),
+    ),
+    c(route, 201, 'a sparse fieldset', (s) =>
+      post(s, `${path(s)}?fields[reservations]=expires_at,purchase`, hold(optionOf(s), 1)),
+    ),
+    replay(route, 201, 'a replay', (s) => [path(s), hold(optionOf(s), 1)]),
+    c(route, 400, 'more tickets than remain', (s) =>
+      withCode(post(s, soldOut(s), soldOutBody(s)), 'invalid_reservation_quantity'),
+    ),
+    replay(route, 400, 'a replayed refusal', (s) => [soldOut(s), soldOutBody(s)]),
+    c(route, 400, 'a fractional quantity and a ttl that is not an integer', (s) =>
+      post(s, path(s), hold(optionOf(s), 1.5, '60')),
+    ),
+    c(route, 400, 'an include, which a POST does not honour', (s) =>
+      post(s, `${path(s)}?include=ticket_option`, hold(optionOf(s), 1)),
+    ),
+    c(route, 403, 'a client-generated id', (s) =>
+      post(s, path(s), withClientId(hold(optionOf(s), 1))),
+    ),
+    c(route, 406, 'Accept with a forbidden parameter', (s) =>
+      post(s, path(s), hold(optionOf(s), 1), NOT_ACCEPTABLE),
+    ),
+    c(route, 409, 'a wrong data.type', (s) =>
+      withCode(post(s, path(s), withType(hold(optionOf(s), 1), 'purchases')), 'type_conflict'),
+    ),
+    c(route, 409, 'an Idempotency-Key in flight', (s) =>
+      inFlight(s, path(s), hold(optionOf(s), 1)),
+    ),
+    c(route, 413, 'a body over the limit', (s) => post(s, path(s), TOO_LARGE)),
+    c(route, 415, 'a text/plain body', (s) =>
+      postRaw(s, path(s), JSON.stringify(hold(optionOf(s), 1)), 'text/plain'),
+    ),
+    c(route, 422, 'an Idempotency-Key reused with another body', (s) =>
+      twice(s, path(s), hold(optionOf(s), 1), hold(optionOf(s), 2)),
+    ),
+    c(route, 503, 'an instance that is draining', (s) =>
+      s.degraded.post(path(s), hold(optionOf(s), 1)),
+    ),
+  ];
+}
 
 /** Documented responses no case can provoke deterministically over HTTP, and why. */
 const NOT_PROVOKED: Record<string, string> = {
   'POST /purchases 500':
     'no trigger: the actor answers any failure of its store with 503 (other routes show the 500 document)',
   'POST /ticket_options/{id}/purchases 500': 'as POST /purchases 500',
+  'POST /reservations 500': 'as POST /purchases 500: a hold goes through the actor too',
+  'POST /ticket_options/{id}/reservations 500': 'as POST /purchases 500',
 };
 
 describe('the OpenAPI document against real responses', () => {
@@ -364,6 +669,11 @@ describe('the OpenAPI document against real responses', () => {
   let document: any;
   const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
   ajv.addFormat('uuid', /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
+  // RFC 3339 date-time (the times of reservations and cancellations).
+  ajv.addFormat(
+    'date-time',
+    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/i,
+  );
   const validators = new Map<unknown, ValidateFunction>();
   const validatorOf = (schema: object) => {
     let validate = validators.get(schema);
@@ -387,6 +697,9 @@ describe('the OpenAPI document against real responses', () => {
     const optionId = await api.createTicketOption({ name: 'Stalls', allocation: 1_000_000 });
     const soldOutId = await api.createTicketOption({ name: 'Sold out', allocation: 0 });
     const bought = await api.purchase(optionId, 1);
+    const reservation = await api.post('/reservations', reservationBody(optionId, 1));
+    const confirmed = await api.post('/purchases', confirmationBody(reservation.body.data.id));
+    expect(confirmed.status).toBe(201);
     scene = {
       api,
       degraded: new JsonApiClient(degraded.baseUrl),
@@ -395,6 +708,8 @@ describe('the OpenAPI document against real responses', () => {
       optionId,
       soldOutId,
       purchaseId: bought.body.data.id,
+      confirmedId: reservation.body.data.id,
+      confirmedPurchaseId: confirmed.body.data.id,
     };
 
     const response = await api.get('/docs-json');
@@ -409,7 +724,10 @@ describe('the OpenAPI document against real responses', () => {
   });
 
   /** Everything in which `response` differs from what the document promises for `route`. */
-  function driftFrom(route: Route, response: { status: number; headers: Headers; body: unknown }) {
+  function driftFrom(
+    route: Route,
+    response: { status: number; headers: Headers; body: unknown; text?: string },
+  ) {
     const [method, path] = route.split(' ');
     const operation = document.paths[path]?.[method.toLowerCase()];
     if (!operation) return [`${route} is not in the document`];
@@ -419,6 +737,26 @@ describe('the OpenAPI document against real responses', () => {
         `${route} answered ${response.status}, documented: ${Object.keys(operation.responses).join(', ')}`,
       ];
     }
+    const problems =
+      response.status === 204
+        ? noContentDrift(documented, response)
+        : bodyDrift(documented, response);
+    for (const [name, header] of Object.entries<any>(documented.headers ?? {})) {
+      const value = response.headers.get(name);
+      if (value === null) {
+        if (header.required) problems.push(`header ${name} is missing`);
+      } else if (!validatorOf(header.schema)(value)) {
+        problems.push(`header ${name}: ${JSON.stringify(value)} does not match its schema`);
+      }
+    }
+    return problems;
+  }
+
+  /** A JSON:API document answer: the exact media type and a body valid against its schema. */
+  function bodyDrift(
+    documented: any,
+    response: { status: number; headers: Headers; body: unknown },
+  ) {
     const problems: string[] = [];
     const contentType = response.headers.get('content-type');
     if (contentType !== JSONAPI) problems.push(`Content-Type is ${contentType}`);
@@ -431,14 +769,18 @@ describe('the OpenAPI document against real responses', () => {
         problems.push(`body: ${ajv.errorsText(validate.errors, { separator: '; ' })}`);
       }
     }
-    for (const [name, header] of Object.entries<any>(documented.headers ?? {})) {
-      const value = response.headers.get(name);
-      if (value === null) {
-        if (header.required) problems.push(`header ${name} is missing`);
-      } else if (!validatorOf(header.schema)(value)) {
-        problems.push(`header ${name}: ${JSON.stringify(value)} does not match its schema`);
-      }
+    return problems;
+  }
+
+  /** A 204: no content documented and none sent (a Content-Type, if any, is still exact). */
+  function noContentDrift(documented: any, response: { headers: Headers; text?: string }) {
+    const problems: string[] = [];
+    if (documented.content !== undefined) problems.push('a 204 documents a body');
+    const contentType = response.headers.get('content-type');
+    if (contentType !== null && contentType !== JSONAPI) {
+      problems.push(`a 204 has Content-Type ${contentType}`);
     }
+    if (response.text !== undefined && response.text !== '') problems.push('a 204 has a body');
     return problems;
   }
 
@@ -486,6 +828,15 @@ describe('the OpenAPI document against real responses', () => {
     expect(driftFrom(route, { ...created, headers })).not.toEqual([]);
     headers.set('content-type', 'application/json');
     expect(driftFrom(route, { ...refused, headers })).not.toEqual([]);
+
+    // A 204 that grows a body, or another media type, drifts too.
+    const noContent = await scene.api.delete(`/purchases/${await bought(scene)}`);
+    expect(driftFrom('DELETE /purchases/{id}', noContent)).toEqual([]);
+    expect(driftFrom('DELETE /purchases/{id}', { ...noContent, text: '{}' })).not.toEqual([]);
+    const jsonHeaders = new Headers({ 'content-type': 'application/json' });
+    expect(driftFrom('DELETE /purchases/{id}', { ...noContent, headers: jsonHeaders })).not.toEqual(
+      [],
+    );
   });
 
   it('catches a compound document that drifts from the document', async () => {
@@ -518,16 +869,66 @@ describe('the OpenAPI document against real responses', () => {
       );
     };
     const optionFields = ['name', 'description', 'allocation'];
-    const purchaseFields = ['quantity', 'ticket_option', 'user'];
-    expect(queryOf('GET /purchases/{id}')).toEqual({
-      include: ['ticket_option'],
-      'fields[purchases]': purchaseFields,
-      'fields[ticket_options]': optionFields,
-    });
+    const purchaseFields = [
+      'quantity',
+      'ticket_option',
+      'user',
+      'reservation',
+      'status',
+      'cancelled_at',
+    ];
+    // What a reservation answer shows (ttl_seconds is a request attribute, never shown).
+    const reservationFields = [
+      'quantity',
+      'ticket_option',
+      'user',
+      'purchase',
+      'status',
+      'expires_at',
+      'created_at',
+    ];
+    const sorted = (query: Record<string, string[]>) =>
+      Object.fromEntries(Object.entries(query).map(([name, values]) => [name, [...values].sort()]));
+    expect(sorted(queryOf('GET /purchases/{id}'))).toEqual(
+      sorted({
+        include: [
+          'ticket_option',
+          'reservation',
+          'reservation.ticket_option',
+          'reservation.purchase',
+          'reservation.purchase.ticket_option',
+          'reservation.purchase.reservation',
+        ],
+        'fields[purchases]': purchaseFields,
+        'fields[reservations]': reservationFields,
+        'fields[ticket_options]': optionFields,
+      }),
+    );
+    expect(sorted(queryOf('GET /reservations/{id}'))).toEqual(
+      sorted({
+        include: [
+          'ticket_option',
+          'purchase',
+          'purchase.ticket_option',
+          'purchase.reservation',
+          'purchase.reservation.ticket_option',
+          'purchase.reservation.purchase',
+        ],
+        'fields[purchases]': purchaseFields,
+        'fields[reservations]': reservationFields,
+        'fields[ticket_options]': optionFields,
+      }),
+    );
     expect(queryOf('GET /ticket_options/{id}')).toEqual({ 'fields[ticket_options]': optionFields });
     expect(queryOf('POST /ticket_options')).toEqual({ 'fields[ticket_options]': optionFields });
     for (const route of ['POST /purchases', 'POST /ticket_options/{id}/purchases'] as const) {
-      expect(queryOf(route)).toEqual({ 'fields[purchases]': purchaseFields });
+      expect(sorted(queryOf(route))).toEqual(sorted({ 'fields[purchases]': purchaseFields }));
+    }
+    for (const route of ['POST /reservations', 'POST /ticket_options/{id}/reservations'] as const) {
+      expect(sorted(queryOf(route))).toEqual(sorted({ 'fields[reservations]': reservationFields }));
+    }
+    for (const route of ['DELETE /purchases/{id}', 'DELETE /reservations/{id}'] as const) {
+      expect(queryOf(route)).toEqual({});
     }
   });
 
@@ -565,12 +966,19 @@ describe('the OpenAPI document against real responses', () => {
         statuses: expect.arrayContaining(['406', '500', '503']),
       });
       for (const [status, response] of Object.entries<any>(operation.responses)) {
+        // A 204 has no content (RFC 9110 §15.3.5): no body, so no media type; every other
+        // answer is a JSON:API document.
         expect({ route, status, types: Object.keys(response.content ?? {}) }).toEqual({
           route,
           status,
-          types: [JSONAPI],
+          types: status === '204' ? [] : [JSONAPI],
         });
       }
+      // Every route answers a document or (DELETE) no content on success.
+      expect({ route, success: statuses.filter((s) => s.startsWith('2')) }).toEqual({
+        route,
+        success: [route.startsWith('DELETE ') ? '204' : route.startsWith('POST ') ? '201' : '200'],
+      });
     }
   });
 

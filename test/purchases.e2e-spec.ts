@@ -30,7 +30,10 @@ describe('purchases over HTTP', () => {
     return result.rows[0];
   }
 
-  describe('POST /purchases', () => {
+  // Without a `reservation` relationship, POST /purchases is the direct purchase it always was:
+  // the same statuses, codes and pointers as before reservations existed (docs/design.md,
+  // Reservations); the new attributes and the `reservation: null` relationship are all it gains.
+  describe('POST /purchases (no reservation: exactly as before)', () => {
     it('buys tickets: 201, Location, both relationships echoed, and the row is committed', async () => {
       const optionId = await api.createTicketOption({ name: 'Stalls', allocation: 10 });
       const userId = randomUUID();
@@ -45,10 +48,11 @@ describe('purchases over HTTP', () => {
         data: {
           type: 'purchases',
           id,
-          attributes: { quantity: 3 },
+          attributes: { quantity: 3, status: 'completed', cancelled_at: null },
           relationships: {
             ticket_option: { data: { type: 'ticket_options', id: optionId } },
             user: { data: { type: 'users', id: userId } },
+            reservation: { data: null },
           },
           links: { self: `/purchases/${id}` },
         },
@@ -58,6 +62,9 @@ describe('purchases over HTTP', () => {
         ticket_option_id: optionId,
         user_id: userId,
         quantity: 3,
+        status: 'completed',
+        cancelled_at: null,
+        reservation_id: null,
       });
       expect(await persisted(optionId)).toEqual({ purchased: 3, sum: 3, rows: 1 });
 

@@ -60,18 +60,29 @@ describe('start-up', () => {
       await client.connect();
       const migrations = await client.query('SELECT name FROM mikro_orm_migrations ORDER BY id');
       const constraints = await client.query(
-        `SELECT conname FROM pg_constraint WHERE conrelid IN ('ticket_options'::regclass, 'purchases'::regclass) ORDER BY conname`,
+        `SELECT conname FROM pg_constraint WHERE conrelid IN ('ticket_options'::regclass, 'purchases'::regclass, 'reservations'::regclass) ORDER BY conname`,
       );
       await client.end();
       expect(migrations.rows).toEqual(MIGRATIONS.map(({ name }) => ({ name })));
       expect(constraints.rows.map((r: { conname: string }) => r.conname)).toEqual([
+        'purchases_cancellation_check',
         'purchases_pkey',
         'purchases_quantity_check',
+        'purchases_reservation_id_foreign',
+        'purchases_reservation_id_unique',
+        'purchases_status_check',
         'purchases_ticket_option_id_foreign',
+        'reservations_confirmation_check',
+        'reservations_pkey',
+        'reservations_purchase_id_foreign',
+        'reservations_purchase_id_unique',
+        'reservations_quantity_check',
+        'reservations_status_check',
+        'reservations_ticket_option_id_foreign',
         'ticket_options_allocation_check',
         'ticket_options_name_check',
         'ticket_options_pkey',
-        'ticket_options_purchased_check',
+        'ticket_options_within_allocation_check',
       ]);
       for (const t of apps) {
         expect((await new JsonApiClient(t.baseUrl).get('/nowhere')).status).toBe(404);
@@ -82,7 +93,7 @@ describe('start-up', () => {
     }
   });
 
-  it('the database itself refuses an oversell, a non-positive quantity and a negative allocation', async () => {
+  it('the database itself refuses an oversell (by purchases or holds), a non-positive quantity and a negative allocation', async () => {
     const t = await startTestApp();
     try {
       const id = await new JsonApiClient(t.baseUrl).createTicketOption({
@@ -91,7 +102,10 @@ describe('start-up', () => {
       });
       await expect(
         t.sql.query('UPDATE ticket_options SET purchased = 3 WHERE id = $1', [id]),
-      ).rejects.toThrow(/ticket_options_purchased_check/);
+      ).rejects.toThrow(/ticket_options_within_allocation_check/);
+      await expect(
+        t.sql.query('UPDATE ticket_options SET purchased = 1, held = 2 WHERE id = $1', [id]),
+      ).rejects.toThrow(/ticket_options_within_allocation_check/);
       await expect(
         t.sql.query(
           `INSERT INTO purchases (id, ticket_option_id, user_id, quantity) VALUES (gen_random_uuid(), $1, gen_random_uuid(), 0)`,

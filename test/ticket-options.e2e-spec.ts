@@ -1,4 +1,9 @@
-import { JSONAPI, JsonApiClient, ticketOptionBody } from './support/jsonapi-client';
+import {
+  JSONAPI,
+  JsonApiClient,
+  reservationBody,
+  ticketOptionBody,
+} from './support/jsonapi-client';
 import { startTestApp, TestApp } from './support/test-app';
 
 describe('ticket options over HTTP', () => {
@@ -194,7 +199,7 @@ describe('ticket options over HTTP', () => {
   });
 
   describe('GET /ticket_options/:id', () => {
-    it('returns the option as created, with the original allocation and the remainder in meta', async () => {
+    it('returns the option as created, with the original allocation and remaining, sold and held in meta', async () => {
       const id = await api.createTicketOption({
         name: 'Balcony',
         description: 'Row A',
@@ -202,6 +207,8 @@ describe('ticket options over HTTP', () => {
       });
       const bought = await api.purchase(id, 7);
       expect(bought.status).toBe(201);
+      const held = await api.post('/reservations', reservationBody(id, 2));
+      expect(held.status).toBe(201);
 
       const response = await api.get(`/ticket_options/${id}`);
 
@@ -214,7 +221,7 @@ describe('ticket options over HTTP', () => {
           attributes: { name: 'Balcony', description: 'Row A', allocation: 50 },
           links: { self: `/ticket_options/${id}` },
         },
-        meta: { remaining: 43 },
+        meta: { remaining: 41, sold: 7, held: 2 },
       });
     });
 

@@ -40,6 +40,10 @@ export class JsonApiClient {
     return this.request('GET', path, { headers });
   }
 
+  delete(path: string, headers?: Record<string, string>): Promise<ApiResponse> {
+    return this.request('DELETE', path, { headers });
+  }
+
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<ApiResponse> {
     return this.request('POST', path, { body, headers });
   }
@@ -83,6 +87,52 @@ export function purchaseBody(
     relationships.ticket_option = { data: { type: 'ticket_options', id: optionId } };
   }
   return { data: { type: 'purchases', attributes: { quantity }, relationships } };
+}
+
+/** A hold request; `optionId` undefined for the nested route, which takes it from the path. */
+export function reservationBody(
+  optionId: string | undefined,
+  quantity: unknown,
+  options: { userId?: string; ttlSeconds?: unknown } = {},
+): {
+  data: {
+    type: string;
+    attributes: Record<string, unknown>;
+    relationships: Record<string, unknown>;
+  };
+} {
+  const attributes: Record<string, unknown> = { quantity };
+  if (options.ttlSeconds !== undefined) attributes.ttl_seconds = options.ttlSeconds;
+  const relationships: Record<string, unknown> = {
+    user: { data: { type: 'users', id: options.userId ?? randomUUID() } },
+  };
+  if (optionId !== undefined) {
+    relationships.ticket_option = { data: { type: 'ticket_options', id: optionId } };
+  }
+  return { data: { type: 'reservations', attributes, relationships } };
+}
+
+/** A confirmation: a purchase naming only the reservation (the rest is taken from it). */
+export function confirmationBody(
+  reservationId: string,
+  extra: { attributes?: Record<string, unknown>; relationships?: Record<string, unknown> } = {},
+): {
+  data: {
+    type: string;
+    attributes?: Record<string, unknown>;
+    relationships: Record<string, unknown>;
+  };
+} {
+  return {
+    data: {
+      type: 'purchases',
+      ...(extra.attributes ? { attributes: extra.attributes } : {}),
+      relationships: {
+        reservation: { data: { type: 'reservations', id: reservationId } },
+        ...extra.relationships,
+      },
+    },
+  };
 }
 
 /** The exact error object docs/design.md, Wire contract prescribes for an oversell (detail may differ). */
