@@ -25,6 +25,16 @@ export function defineResourceType(
   readOnlyFields: readonly string[] = [],
 ): ResourceType {
   let resolved: ReadonlyMap<string, ResourceType> | undefined;
+  const check = (table: IncludeTable) => {
+    for (const [name, target] of Object.entries(table)) {
+      if (spec.relationships[name]?.type !== target.type) {
+        throw new Error(`${spec.type}: "${name}" is not a relationship to ${target.type}`);
+      }
+    }
+    return new Map(Object.entries(table));
+  };
+  // A table given as it is is checked at once; a function, when first read.
+  if (typeof includes !== 'function') resolved = check(includes);
   return {
     type: spec.type,
     fields: new Set([
@@ -33,14 +43,7 @@ export function defineResourceType(
       ...readOnlyFields,
     ]),
     get includes() {
-      if (resolved) return resolved;
-      const table = typeof includes === 'function' ? includes() : includes;
-      for (const [name, target] of Object.entries(table)) {
-        if (spec.relationships[name]?.type !== target.type) {
-          throw new Error(`${spec.type}: "${name}" is not a relationship to ${target.type}`);
-        }
-      }
-      resolved = new Map(Object.entries(table));
+      resolved ??= check((includes as () => IncludeTable)());
       return resolved;
     },
   };
@@ -82,6 +85,23 @@ export function queryRules(primary: ResourceType, options: { include: boolean })
       return types;
     },
   };
+}
+
+/**
+ * A route answering without a body (a 204): no query parameter applies, so every JSON:API one
+ * (`fields[TYPE]` included) is refused; implementation names are still ignored.
+ */
+export function noContentRules(primary: ResourceType): QueryRules {
+  return { primary, include: false, types: new Map() };
+}
+
+/**
+ * The types a set of include paths reaches, by relationship name: where every related resource
+ * of a resource is one of a kind (a purchase's option and reservation, a reservation's option and
+ * purchase), a path reaches each name it mentions, however deep.
+ */
+export function namesOnPaths(include: ReadonlySet<string>): Set<string> {
+  return new Set([...include].flatMap((path) => path.split('.')));
 }
 
 /** Include paths are followed this deep at most (an include graph may have cycles). */

@@ -13,6 +13,7 @@ import {
 import {
   nestedReservationParser,
   RESERVATION_READ_QUERY,
+  RESERVATION_RESPONSE_SPEC,
   reservationParser,
   reservationPath,
   RESERVATIONS_TYPE,
@@ -453,7 +454,7 @@ export function componentSchemas(): Record<string, JsonSchema> {
       PURCHASE_RESPONSE_ONLY,
     ),
     [SCHEMAS.reservationResource]: resourceObjectSchema(
-      reservationParser.spec,
+      RESERVATION_RESPONSE_SPEC,
       reservationPath,
       RESERVATION_RESPONSE_ONLY,
     ),

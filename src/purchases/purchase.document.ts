@@ -1,6 +1,6 @@
 import { includedResources } from '../jsonapi/query-parameters';
 import { ParsedResource, ResourceDocumentParser } from '../jsonapi/resource-document';
-import { defineResourceType, queryRules } from '../jsonapi/resource-type';
+import { defineResourceType, noContentRules, queryRules } from '../jsonapi/resource-type';
 import {
   PURCHASES_TYPE,
   RESERVATIONS_TYPE,
@@ -109,6 +109,8 @@ export const PURCHASE_RESOURCE = defineResourceType(
 export const PURCHASE_READ_QUERY = queryRules(PURCHASE_RESOURCE, { include: true });
 /** The purchase POSTs (and their replays): `fields[TYPE]` on the 201; `include` is refused. */
 export const PURCHASE_CREATE_QUERY = queryRules(PURCHASE_RESOURCE, { include: false });
+/** DELETE /purchases/:id answers 204: no query parameter applies. */
+export const PURCHASE_DELETE_QUERY = noContentRules(PURCHASE_RESOURCE);
 
 /** The related resources a read was asked to include, loaded with it. */
 export interface PurchaseIncluded {

@@ -12,6 +12,7 @@ import { SCHEMAS } from '../openapi/openapi.schemas';
 import {
   nestedPurchaseParser,
   PURCHASE_CREATE_QUERY,
+  PURCHASE_DELETE_QUERY,
   PURCHASE_READ_QUERY,
   purchaseDocument,
   purchaseParser,
@@ -173,8 +174,12 @@ export class PurchasesController {
     pathId: 'The purchase id.',
     success: { status: 204, description: 'Cancelled (now or before).' },
     errors: ['not_found'],
+    query: PURCHASE_DELETE_QUERY,
   })
-  async cancel(@Param('id', UuidPathPipe) id: string): Promise<void> {
+  async cancel(
+    @Param('id', UuidPathPipe) id: string,
+    @Query(new JsonApiQueryPipe(PURCHASE_DELETE_QUERY)) _query: JsonApiQuery,
+  ): Promise<void> {
     await this.purchases.cancel(id);
   }
 

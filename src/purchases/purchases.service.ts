@@ -7,6 +7,7 @@ import {
 } from '../allocation/allocation.errors';
 import { TicketOptionActorRegistry } from '../allocation/ticket-option-actor.registry';
 import { DomainError, NotFoundError } from '../common/domain.error';
+import { namesOnPaths } from '../jsonapi/resource-type';
 import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
 import { ReservationRoute, ReservationRouteCache } from '../reservations/reservation-route.cache';
 import { ReservationsRepository } from '../reservations/reservations.repository';
@@ -131,7 +132,9 @@ export class PurchasesService {
   ): Promise<{ purchase: PurchaseView; included: PurchaseIncluded }> {
     const included: PurchaseIncluded = {};
     let purchase: PurchaseView;
-    if (include.has('ticket_option')) {
+    // `reservation.ticket_option` is this purchase's option; `reservation.purchase` is itself.
+    const names = namesOnPaths(include);
+    if (names.has('ticket_option')) {
       const row = await this.purchases.findWithOption(id);
       if (!row) throw purchaseNotFound(id);
       const { name, description, allocation, ...view } = row;
@@ -140,7 +143,7 @@ export class PurchasesService {
     } else {
       purchase = await this.findOne(id);
     }
-    if (include.has('reservation') && purchase.reservationId !== null) {
+    if (names.has('reservation') && purchase.reservationId !== null) {
       included.reservation =
         (await this.reservations.findById(purchase.reservationId)) ?? undefined;
     }

@@ -6,7 +6,7 @@ import {
 } from '../common/resource-types';
 import { includedResources } from '../jsonapi/query-parameters';
 import { ResourceDocumentParser } from '../jsonapi/resource-document';
-import { defineResourceType, queryRules } from '../jsonapi/resource-type';
+import { defineResourceType, noContentRules, queryRules } from '../jsonapi/resource-type';
 import { PURCHASE_RESOURCE, PurchaseView, purchaseResource } from '../purchases/purchase.document';
 import {
   MAX_INT32,
@@ -64,9 +64,15 @@ export const nestedReservationParser = reservationSpec(false);
  * Reservations as responses show them: `purchase` is a relationship of responses only (set by a
  * confirmation), and `include` may follow it and `ticket_option`.
  */
+export const RESERVATION_RESPONSE_SPEC = {
+  ...reservationParser.spec,
+  // `ttl_seconds` is asked for, never shown: `expires_at` is what the hold got.
+  attributes: { quantity: reservationParser.spec.attributes.quantity },
+};
+
 export const RESERVATION_RESOURCE = defineResourceType(
   {
-    ...reservationParser.spec,
+    ...RESERVATION_RESPONSE_SPEC,
     relationships: {
       ...reservationParser.spec.relationships,
       purchase: { type: PURCHASES_TYPE, required: false },
@@ -79,6 +85,8 @@ export const RESERVATION_RESOURCE = defineResourceType(
 export const RESERVATION_READ_QUERY = queryRules(RESERVATION_RESOURCE, { include: true });
 /** The reservation POSTs (and their replays): `fields[TYPE]` on the 201. */
 export const RESERVATION_CREATE_QUERY = queryRules(RESERVATION_RESOURCE, { include: false });
+/** DELETE /reservations/:id answers 204: no query parameter applies. */
+export const RESERVATION_DELETE_QUERY = noContentRules(RESERVATION_RESOURCE);
 
 export interface ReservationIncluded {
   ticketOption?: TicketOptionFields;

@@ -14,6 +14,7 @@ import { TICKET_OPTION_ID_POINTER } from '../purchases/purchase.document';
 import {
   nestedReservationParser,
   RESERVATION_CREATE_QUERY,
+  RESERVATION_DELETE_QUERY,
   RESERVATION_READ_QUERY,
   ReservationAttributes,
   reservationDocument,
@@ -151,8 +152,12 @@ export class ReservationsController {
     pathId: 'The reservation id.',
     success: { status: 204, description: 'Released (now or before), or expired.' },
     errors: ['not_found', 'reservation_confirmed'],
+    query: RESERVATION_DELETE_QUERY,
   })
-  async release(@Param('id', UuidPathPipe) id: string): Promise<void> {
+  async release(
+    @Param('id', UuidPathPipe) id: string,
+    @Query(new JsonApiQueryPipe(RESERVATION_DELETE_QUERY)) _query: JsonApiQuery,
+  ): Promise<void> {
     await this.reservations.release(id);
   }
 

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { ReservationStateError, TicketOptionNotFoundError } from '../allocation/allocation.errors';
 import { TicketOptionActorRegistry } from '../allocation/ticket-option-actor.registry';
 import { DomainError, NotFoundError } from '../common/domain.error';
+import { namesOnPaths } from '../jsonapi/resource-type';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/app-config';
 import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
@@ -106,8 +107,10 @@ export class ReservationsService {
     const found = await this.reservations.findWithRelated(id);
     if (!found) throw reservationNotFound(id);
     const included: ReservationIncluded = {};
-    if (include.has('ticket_option')) included.ticketOption = found.ticketOption;
-    if (include.has('purchase') && found.purchase) included.purchase = found.purchase;
+    // `purchase.ticket_option` is this reservation's option; `purchase.reservation` is itself.
+    const names = namesOnPaths(include);
+    if (names.has('ticket_option')) included.ticketOption = found.ticketOption;
+    if (names.has('purchase') && found.purchase) included.purchase = found.purchase;
     return { reservation: found.reservation, included };
   }
 
