@@ -223,6 +223,8 @@ export class TicketOptionActor {
   private readonly queue: Pending[] = [];
   private readonly mutex = new Mutex();
   private drainRun: Promise<void> | null = null;
+  /** Answers of committed batches not delivered yet (see scheduleDrain). */
+  private readonly answers: Array<() => void> = [];
   private lastUsed = Date.now();
   readonly stats: ActorStats = emptyStats();
 
@@ -308,9 +310,14 @@ export class TicketOptionActor {
       try {
         while (this.queue.length > 0) {
           const batch = this.queue.splice(0, this.options.maxBatchSize);
-          await this.commit(batch);
+          const committing = this.commit(batch);
+          // The previous commit's answers go out once this one is on its way to the database:
+          // writing them (serialising, syscalls) overlaps the next statement instead of delaying it.
+          this.answerSoon();
+          await committing;
         }
       } finally {
+        this.answerNow();
         // Cleared in the same tick as the empty-queue check, so nothing is ever stranded.
         this.drainRun = null;
       }
@@ -327,7 +334,9 @@ export class TicketOptionActor {
     let pending = batch;
     let refreshed = false;
     for (let attempt = 1; pending.length > 0;) {
-      const state = await this.activeState(pending);
+      // Synchronous while the state is cached: the statement is submitted before anything else
+      // runs (see scheduleDrain).
+      const state = this.state ?? (await this.activeState(pending));
       if (state === null) return;
       const plan = planBatch(remainingOf(state), pending, planned);
       if (plan.refused.length > 0 && !refreshed) {
@@ -427,13 +436,28 @@ export class TicketOptionActor {
     this.state = { allocation: state.allocation, purchased, held, version };
     this.stats.commits++;
     this.options.onCommitted?.(plan.accepted.length + plan.targeted.length, attempt);
-    for (const pending of plan.accepted) this.settleTaken(pending, outcome);
-    for (const pending of plan.targeted) {
-      const item = planned(pending);
-      const result = item.kind === 'target' ? outcome.targets.get(item.target) : undefined;
-      this.settleTargeted(pending, result ?? 'missing', outcome.createdAt);
-    }
-    this.refuse(plan.refused);
+    // Committed: the answers are decided; they are delivered by scheduleDrain.
+    this.answers.push(() => {
+      for (const pending of plan.accepted) this.settleTaken(pending, outcome);
+      for (const pending of plan.targeted) {
+        const item = planned(pending);
+        const result = item.kind === 'target' ? outcome.targets.get(item.target) : undefined;
+        this.settleTargeted(pending, result ?? 'missing', outcome.createdAt);
+      }
+      this.refuse(plan.refused);
+    });
+  }
+
+  /** Delivers the answers of committed batches after the statement just submitted is sent. */
+  private answerSoon(): void {
+    if (this.answers.length === 0) return;
+    // After the store's own setImmediate (which sends the statement), scheduled just before;
+    // in commit order, whoever delivers first (this, or answerNow when the drain ends).
+    setImmediate(() => this.answerNow());
+  }
+
+  private answerNow(): void {
+    for (const answer of this.answers.splice(0)) answer();
   }
 
   private settleTaken(pending: Pending, outcome: Extract<CommitOutcome, { committed: true }>) {
