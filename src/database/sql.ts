@@ -22,6 +22,8 @@ export interface StatementResult<R> {
 export type StatementTarget = MikroORM | EntityManager;
 
 const pools = new WeakMap<object, Promise<Pool>>();
+/** The same pools once resolved: a statement then reaches its pool without a promise turn. */
+const resolvedPools = new WeakMap<object, Pool>();
 
 /**
  * The `pg` pool behind MikroORM (`PostgreSqlConnection.getNativeClient()`, public API): one pool
@@ -34,6 +36,10 @@ export function poolOf(orm: MikroORM): Promise<Pool> {
   if (!pool) {
     pool = orm.em.getConnection().getNativeClient();
     pools.set(orm, pool);
+    void pool.then(
+      (resolved) => resolvedPools.set(orm, resolved),
+      () => undefined, // the caller that awaits this promise sees the failure
+    );
   }
   return pool;
 }
@@ -48,7 +54,9 @@ export async function runStatement<R extends QueryResultRow>(
   target: StatementTarget,
   statement: Statement,
 ): Promise<StatementResult<R>> {
-  if (!('getTransactionContext' in target)) return runOnPool<R>(await poolOf(target), statement);
+  if (!('getTransactionContext' in target)) {
+    return runOnPool<R>(resolvedPools.get(target) ?? (await poolOf(target)), statement);
+  }
   const trx = target.getTransactionContext<Transaction<unknown>>();
   if (!trx) return runOnPool<R>(await target.getConnection().getNativeClient(), statement);
   const result = await trx.executeQuery<R>(

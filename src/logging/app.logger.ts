@@ -15,7 +15,46 @@ export function createAppLogger(level: LogLevel, destination?: DestinationStream
   if (prettyLogs(process.stdout.isTTY, process.env.NODE_ENV)) {
     return pino(options, pinoPretty({ colorize: true, sync: true }));
   }
-  return pino(options);
+  return pino(options, stdoutBatched());
+}
+
+let stdout: DestinationStream | undefined;
+
+/** The process's one stdout destination (every logger of the process shares it). */
+function stdoutBatched(): DestinationStream {
+  stdout ??= batchedLines(pino.destination({ dest: 1, sync: true }));
+  return stdout;
+}
+
+/** Most time a line waits for the lines that follow it, to leave in the same write. */
+export const LOG_BATCH_MS = 10;
+/** Pending text beyond which the lines leave at once. */
+const LOG_BATCH_BYTES = 64 * 1024;
+
+/**
+ * Writes lines in batches: at most {@link LOG_BATCH_MS} after the first pending line (or once 64 KB
+ * are pending), in one synchronous write, instead of one write per line (under load, one per
+ * request). What is pending when the process exits (process.exit included) is written then.
+ */
+export function batchedLines(out: { write(text: string): unknown }): DestinationStream {
+  let pending = '';
+  let timer: NodeJS.Timeout | undefined;
+  const flush = (): void => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (pending === '') return;
+    const text = pending;
+    pending = '';
+    out.write(text);
+  };
+  process.on('exit', flush);
+  return {
+    write(line: string): void {
+      pending += line;
+      if (pending.length >= LOG_BATCH_BYTES) flush();
+      else timer ??= setTimeout(flush, LOG_BATCH_MS);
+    },
+  };
 }
 
 /**

@@ -32,6 +32,15 @@ export class MetricsService implements OnModuleInit {
     registers: [this.registry],
   });
 
+  /**
+   * The histogram's child per label set, bound once: an observation is then one Map lookup, not
+   * a hash of the labels. Bounded like the labels (methods × route patterns × statuses).
+   */
+  private readonly httpDurationChildren = new Map<
+    string,
+    Histogram.Internal<'method' | 'route' | 'status_code'>
+  >();
+
   private readonly batchSize = new Histogram({
     name: 'ticket_actor_batch_size',
     help: 'Purchases written by one successful actor commit (group commit).',
@@ -80,14 +89,14 @@ export class MetricsService implements OnModuleInit {
   }
 
   private observeRequest(request: FastifyRequest, reply: FastifyReply): void {
-    this.httpDuration.observe(
-      {
-        method: request.method,
-        route: request.routeOptions.url ?? UNMATCHED_ROUTE,
-        status_code: reply.statusCode,
-      },
-      reply.elapsedTime / 1000,
-    );
+    const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
+    const key = `${request.method} ${reply.statusCode} ${route}`;
+    let child = this.httpDurationChildren.get(key);
+    if (child === undefined) {
+      child = this.httpDuration.labels(request.method, route, String(reply.statusCode));
+      this.httpDurationChildren.set(key, child);
+    }
+    child.observe(reply.elapsedTime / 1000);
   }
 
   private registerActorMetrics(): void {
