@@ -1,10 +1,10 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Controller, Get, HttpCode, Post, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
 import { IdempotencyClaimOf } from '../idempotency/idempotency-claim.decorator';
 import { DomainError } from '../common/domain.error';
-import { JsonApiBodyPipe, JsonApiQueryPipe, UuidPathPipe } from '../jsonapi/jsonapi-body.pipe';
+import { JsonApiBody, JsonApiQueryOf, UuidPathParam } from '../jsonapi/jsonapi-params';
 import { applySparseFieldsets } from '../jsonapi/query-parameters';
 import type { JsonApiQuery } from '../jsonapi/query-parameters';
 import type { ParsedResource } from '../jsonapi/resource-document';
@@ -44,8 +44,8 @@ export class PurchasesController {
     query: PURCHASE_CREATE_QUERY,
   })
   async create(
-    @Body(new JsonApiBodyPipe(purchaseParser)) document: ParsedResource<PurchaseAttributes>,
-    @Query(new JsonApiQueryPipe(PURCHASE_CREATE_QUERY)) query: JsonApiQuery,
+    @JsonApiBody(purchaseParser) document: ParsedResource<PurchaseAttributes>,
+    @JsonApiQueryOf(PURCHASE_CREATE_QUERY) query: JsonApiQuery,
     @Res({ passthrough: true }) reply: FastifyReply,
     @IdempotencyClaimOf() idempotency: IdempotencyClaim | undefined,
   ) {
@@ -85,9 +85,9 @@ export class PurchasesController {
     query: PURCHASE_CREATE_QUERY,
   })
   async createForOption(
-    @Param('id', UuidPathPipe) ticketOptionId: string,
-    @Body(new JsonApiBodyPipe(nestedPurchaseParser)) document: ParsedResource<PurchaseAttributes>,
-    @Query(new JsonApiQueryPipe(PURCHASE_CREATE_QUERY)) query: JsonApiQuery,
+    @UuidPathParam('id') ticketOptionId: string,
+    @JsonApiBody(nestedPurchaseParser) document: ParsedResource<PurchaseAttributes>,
+    @JsonApiQueryOf(PURCHASE_CREATE_QUERY) query: JsonApiQuery,
     @Res({ passthrough: true }) reply: FastifyReply,
     @IdempotencyClaimOf() idempotency: IdempotencyClaim | undefined,
   ) {
@@ -122,8 +122,8 @@ export class PurchasesController {
     query: PURCHASE_READ_QUERY,
   })
   async findOne(
-    @Param('id', UuidPathPipe) id: string,
-    @Query(new JsonApiQueryPipe(PURCHASE_READ_QUERY)) query: JsonApiQuery,
+    @UuidPathParam('id') id: string,
+    @JsonApiQueryOf(PURCHASE_READ_QUERY) query: JsonApiQuery,
   ) {
     const document =
       query.include === null
