@@ -19,7 +19,10 @@ describe('batchedLines', () => {
 
   it('writes the lines of a batch together, at most LOG_BATCH_MS after the first one', () => {
     const writes: string[] = [];
-    const destination = batchedLines({ write: (text: string) => writes.push(text) });
+    const destination = batchedLines({
+      write: (text: string) => writes.push(text),
+      writeAtExit: () => undefined,
+    });
     destination.write('{"a":1}\n');
     destination.write('{"b":2}\n');
     expect(writes).toEqual([]);
@@ -32,7 +35,10 @@ describe('batchedLines', () => {
 
   it('writes at once when 64 KB are pending', () => {
     const writes: string[] = [];
-    const destination = batchedLines({ write: (text: string) => writes.push(text) });
+    const destination = batchedLines({
+      write: (text: string) => writes.push(text),
+      writeAtExit: () => undefined,
+    });
     const line = `${'x'.repeat(1023)}\n`;
     for (let i = 0; i < 64; i++) destination.write(line);
     expect(writes).toEqual([line.repeat(64)]);
