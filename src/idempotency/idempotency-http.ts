@@ -55,8 +55,7 @@ export function installIdempotencyHttp(
   fastify.decorateRequest('finalAnswer', null);
 
   // Both hooks return at once, without a promise, when there is no key: the common case.
-  fastify.addHook('preHandler', (request: FastifyRequest, reply: FastifyReply, done) => {
-    if (request.routeOptions.config.idempotent !== true) return done();
+  const claimHook = (request: FastifyRequest, reply: FastifyReply, done: HookDone): void => {
     let key: string | undefined;
     try {
       key = parseIdempotencyKey(request.headers[IDEMPOTENCY_KEY_HEADER]);
@@ -69,14 +68,32 @@ export function installIdempotencyHttp(
       (replayed) => (replayed ? undefined : done()),
       (error: Error) => done(error),
     );
-  });
-
-  fastify.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload, done) => {
+  };
+  const settleHook = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    payload: unknown,
+    done: (error: Error | null, payload: unknown) => void,
+  ): void => {
     const claim = request.idempotencyClaim;
     if (claim === null) return done(null, payload);
     request.idempotencyClaim = null;
     void settle(idempotency, claim, request, reply).then(() => done(null, payload));
+  };
+  // Only the routes that opt in get the hooks (after the global ones, as if added last): the
+  // others pay nothing for idempotency.
+  fastify.addHook('onRoute', (route) => {
+    if (route.config?.idempotent !== true) return;
+    route.preHandler = [...hookList(route.preHandler), claimHook] as typeof route.preHandler;
+    route.onSend = [...hookList(route.onSend), settleHook] as typeof route.onSend;
   });
+}
+
+type HookDone = (error?: Error) => void;
+
+function hookList<T>(hooks: T | T[] | undefined): T[] {
+  if (hooks === undefined) return [];
+  return Array.isArray(hooks) ? hooks : [hooks];
 }
 
 /** Claims the key, or sends the answer recorded for it (true: replayed, the handler must not run). */
