@@ -8,6 +8,7 @@ import type { RegistryStats } from '../allocation/ticket-option-actor.registry';
 import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { poolOf } from '../database/sql';
+import { BoundHistogram } from './bound-histogram';
 
 /** The `route` label of requests that matched no route: raw URLs would explode cardinality. */
 export const UNMATCHED_ROUTE = 'unmatched';
@@ -24,22 +25,18 @@ export class MetricsService implements OnModuleInit {
   /** One read of the actor totals per scrape, shared by every metric derived from it. */
   private snapshot: RegistryStats;
 
-  private readonly httpDuration = new Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'Time from request received to response sent, by method, route pattern and status.',
-    labelNames: ['method', 'route', 'status_code'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [this.registry],
-  });
+  private readonly httpDuration = new BoundHistogram(
+    'http_request_duration_seconds',
+    'Time from request received to response sent, by method, route pattern and status.',
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    this.registry,
+  );
 
   /**
-   * The histogram's child per label set, bound once: an observation is then one Map lookup, not
-   * a hash of the labels. Bounded like the labels (methods × route patterns × statuses).
+   * The observer per label set, bound once: an observation is then one Map lookup and a bucket
+   * increment. Bounded like the labels (methods × route patterns × statuses).
    */
-  private readonly httpDurationChildren = new Map<
-    string,
-    Histogram.Internal<'method' | 'route' | 'status_code'>
-  >();
+  private readonly httpDurationSeries = new Map<string, (seconds: number) => void>();
 
   private readonly batchSize = new Histogram({
     name: 'ticket_actor_batch_size',
@@ -90,13 +87,15 @@ export class MetricsService implements OnModuleInit {
 
   private observeRequest(request: FastifyRequest, reply: FastifyReply): void {
     const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
-    const key = `${request.method} ${reply.statusCode} ${route}`;
-    let child = this.httpDurationChildren.get(key);
-    if (child === undefined) {
-      child = this.httpDuration.labels(request.method, route, String(reply.statusCode));
-      this.httpDurationChildren.set(key, child);
+    const { method } = request;
+    const status = String(reply.statusCode);
+    const key = `${method} ${status} ${route}`;
+    let observe = this.httpDurationSeries.get(key);
+    if (observe === undefined) {
+      observe = this.httpDuration.series(key, () => ({ method, route, status_code: status }));
+      this.httpDurationSeries.set(key, observe);
     }
-    child.observe(reply.elapsedTime / 1000);
+    observe(reply.elapsedTime / 1000);
   }
 
   private registerActorMetrics(): void {
