@@ -1,6 +1,6 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { CompiledQuery, type Transaction } from 'kysely';
-import type { Pool, QueryResultRow } from 'pg';
+import type { Pool, QueryResult, QueryResultRow } from 'pg';
 import { isConnectionBroken } from './database-errors';
 
 /** One SQL statement with `$1…$n` parameters; `name` makes it a prepared statement. */
@@ -22,6 +22,8 @@ export interface StatementResult<R> {
 export type StatementTarget = MikroORM | EntityManager;
 
 const pools = new WeakMap<object, Promise<Pool>>();
+/** The same pools once resolved: a statement then reaches its pool without a promise turn. */
+const resolvedPools = new WeakMap<object, Pool>();
 
 /**
  * The `pg` pool behind MikroORM (`PostgreSqlConnection.getNativeClient()`, public API): one pool
@@ -34,6 +36,10 @@ export function poolOf(orm: MikroORM): Promise<Pool> {
   if (!pool) {
     pool = orm.em.getConnection().getNativeClient();
     pools.set(orm, pool);
+    void pool.then(
+      (resolved) => resolvedPools.set(orm, resolved),
+      () => undefined, // the caller that awaits this promise sees the failure
+    );
   }
   return pool;
 }
@@ -44,39 +50,56 @@ export function poolOf(orm: MikroORM): Promise<Pool> {
  * path's commit and the buyers' reads rely on. Inside a transaction it runs on that
  * transaction's connection, unnamed.
  */
-export async function runStatement<R extends QueryResultRow>(
+export function runStatement<R extends QueryResultRow>(
   target: StatementTarget,
   statement: Statement,
 ): Promise<StatementResult<R>> {
-  if (!('getTransactionContext' in target)) return runOnPool<R>(await poolOf(target), statement);
-  const trx = target.getTransactionContext<Transaction<unknown>>();
-  if (!trx) return runOnPool<R>(await target.getConnection().getNativeClient(), statement);
+  if ('getTransactionContext' in target) return runWithin<R>(target, statement);
+  const pool = resolvedPools.get(target);
+  if (pool) return runOnPool<R>(pool, statement);
+  return poolOf(target).then((resolved) => runOnPool<R>(resolved, statement));
+}
+
+async function runWithin<R extends QueryResultRow>(
+  em: EntityManager,
+  statement: Statement,
+): Promise<StatementResult<R>> {
+  const trx = em.getTransactionContext<Transaction<unknown>>();
+  if (!trx) return runOnPool<R>(await em.getConnection().getNativeClient(), statement);
   const result = await trx.executeQuery<R>(
     CompiledQuery.raw(statement.text, [...(statement.values ?? [])]),
   );
   return { rows: result.rows, rowCount: Number(result.numAffectedRows ?? result.rows.length) };
 }
 
-async function runOnPool<R extends QueryResultRow>(
+/**
+ * Callbacks, not promises, down to pg (pool.connect and client.query each add a promise, or two,
+ * per statement otherwise): one promise per statement, for the caller.
+ */
+function runOnPool<R extends QueryResultRow>(
   pool: Pool,
   statement: Statement,
 ): Promise<StatementResult<R>> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    const result = await client.query<R>({
-      name: statement.name,
-      text: statement.text,
-      values: statement.values as unknown[] | undefined,
+  const config = {
+    name: statement.name,
+    text: statement.text,
+    values: statement.values as unknown[] | undefined,
+  };
+  return new Promise((resolve, reject) => {
+    pool.connect((connectError, client, release) => {
+      if (connectError || !client) return reject(connectError ?? new Error('no pool client'));
+      const done = (error: Error | null, result?: QueryResult<R>): void => {
+        // pg reports a dead connection asynchronously; releasing it with the error makes the
+        // pool destroy it now instead of handing it to the next statement.
+        release(error && isConnectionBroken(error) ? error : undefined);
+        if (error || !result) reject(error ?? new Error('no query result'));
+        else resolve({ rows: result.rows, rowCount: result.rowCount ?? 0 });
+      };
+      try {
+        client.query<R>(config, done);
+      } catch (error) {
+        done(error instanceof Error ? error : new Error(String(error)));
+      }
     });
-    return { rows: result.rows, rowCount: result.rowCount ?? 0 };
-  } catch (error) {
-    // pg reports a dead connection asynchronously; releasing it with the error makes the pool
-    // destroy it now instead of handing it to the next statement.
-    if (isConnectionBroken(error))
-      broken = error instanceof Error ? error : new Error(String(error));
-    throw error;
-  } finally {
-    client.release(broken);
-  }
+  });
 }

@@ -54,44 +54,95 @@ export function installIdempotencyHttp(
   fastify.decorateRequest('idempotencyClaim', null);
   fastify.decorateRequest('finalAnswer', null);
 
-  fastify.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
-    if (request.routeOptions.config.idempotent !== true) return;
-    const key = parseIdempotencyKey(request.headers[IDEMPOTENCY_KEY_HEADER]);
-    if (key === undefined) return;
-    const path = request.url.split('?', 1)[0];
-    const begin = await idempotency.begin(
-      key,
-      requestFingerprint(request.method, path, request.body),
-    );
-    if ('claimed' in begin) {
-      request.idempotencyClaim = begin.claimed;
-      return;
-    }
-    const { status, body, location } = begin.replay;
-    // The stored text is sent as it is unless the replaying request asks for another shape.
-    const shaped = status === 201 ? shapeReplay(request, body) : body;
-    void reply.header(IDEMPOTENT_REPLAYED_HEADER, 'true');
-    if (location !== undefined) void reply.header('location', location);
-    return reply.status(status).send(shaped === body ? begin.replay.text : JSON.stringify(shaped));
-  });
-
-  fastify.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload) => {
-    const claim = request.idempotencyClaim;
-    if (claim === null) return payload;
-    request.idempotencyClaim = null;
-    const final = request.finalAnswer;
+  // Both hooks return at once, without a promise, when there is no key: the common case.
+  const claimHook = (request: FastifyRequest, reply: FastifyReply, done: HookDone): void => {
+    let key: string | undefined;
     try {
-      if (reply.statusCode === 201) {
-        idempotency.settled(claim); // completed by the transaction that created the resource
-      } else if (final !== null && final.status === reply.statusCode) {
-        await idempotency.complete(claim, final.status, final.body);
-      } else {
-        await idempotency.release(claim);
-      }
+      key = parseIdempotencyKey(request.headers[IDEMPOTENCY_KEY_HEADER]);
     } catch (error) {
-      // The claim stays in flight until its lease ends; retries meanwhile get 409.
-      request.log.warn({ err: error }, 'idempotency key could not be settled');
+      return done(error as Error);
     }
-    return payload;
+    if (key === undefined) return done();
+    // A replay is sent from here, and the handler never runs (done is not called).
+    claimOrReplay(idempotency, shapeReplay, key, request, reply).then(
+      (replayed) => (replayed ? undefined : done()),
+      (error: Error) => done(error),
+    );
+  };
+  const settleHook = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    payload: unknown,
+    done: (error: Error | null, payload: unknown) => void,
+  ): void => {
+    const claim = request.idempotencyClaim;
+    if (claim === null) return done(null, payload);
+    request.idempotencyClaim = null;
+    void settle(idempotency, claim, request, reply).then(() => done(null, payload));
+  };
+  // Only the routes that opt in get the hooks (after the global ones, as if added last): the
+  // others pay nothing for idempotency.
+  fastify.addHook('onRoute', (route) => {
+    if (route.config?.idempotent !== true) return;
+    route.preHandler = [...hookList(route.preHandler), claimHook] as typeof route.preHandler;
+    route.onSend = [...hookList(route.onSend), settleHook] as typeof route.onSend;
   });
+}
+
+type HookDone = (error?: Error) => void;
+
+function hookList<T>(hooks: T | T[] | undefined): T[] {
+  if (hooks === undefined) return [];
+  return Array.isArray(hooks) ? hooks : [hooks];
+}
+
+/** Claims the key, or sends the answer recorded for it (true: replayed, the handler must not run). */
+async function claimOrReplay(
+  idempotency: IdempotencyService,
+  shapeReplay: ReplayShaper,
+  key: string,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<boolean> {
+  const path = request.url.split('?', 1)[0];
+  const begin = await idempotency.begin(
+    key,
+    requestFingerprint(request.method, path, request.body),
+  );
+  if ('claimed' in begin) {
+    request.idempotencyClaim = begin.claimed;
+    return false;
+  }
+  const { status, body, location } = begin.replay;
+  // The stored text is sent as it is unless the replaying request asks for another shape.
+  const shaped = status === 201 ? shapeReplay(request, body) : body;
+  void reply.header(IDEMPOTENT_REPLAYED_HEADER, 'true');
+  if (location !== undefined) void reply.header('location', location);
+  void reply.status(status).send(shaped === body ? begin.replay.text : JSON.stringify(shaped));
+  return true;
+}
+
+/**
+ * After the handler: an answer that did not complete the claim in its own transaction records
+ * itself (a final answer) or releases the claim. Never rejects: a failure is logged.
+ */
+async function settle(
+  idempotency: IdempotencyService,
+  claim: IdempotencyClaim,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<void> {
+  const final = request.finalAnswer;
+  try {
+    if (reply.statusCode === 201) {
+      idempotency.settled(claim); // completed by the transaction that created the resource
+    } else if (final !== null && final.status === reply.statusCode) {
+      await idempotency.complete(claim, final.status, final.body);
+    } else {
+      await idempotency.release(claim);
+    }
+  } catch (error) {
+    // The claim stays in flight until its lease ends; retries meanwhile get 409.
+    request.log.warn({ err: error }, 'idempotency key could not be settled');
+  }
 }

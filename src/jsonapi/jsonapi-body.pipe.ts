@@ -23,9 +23,14 @@ export class JsonApiBodyPipe<T = ParsedResource<unknown>> implements PipeTransfo
 @Injectable()
 export class UuidPathPipe implements PipeTransform<string, string> {
   transform(id: string): string {
-    if (!isUuid(id)) throw new NotFoundError(`No resource has the id ${JSON.stringify(id)}.`);
-    return id.toLowerCase();
+    return uuidPathId(id);
   }
+}
+
+/** The id of a path, lower-cased; 404 when it is not a UUID. */
+export function uuidPathId(id: string): string {
+  if (!isUuid(id)) throw new NotFoundError(`No resource has the id ${JSON.stringify(id)}.`);
+  return id.toLowerCase();
 }
 
 /** Reads the query string against one endpoint's rules (see query-parameters.ts). */

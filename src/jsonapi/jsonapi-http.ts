@@ -7,15 +7,16 @@ import { JSONAPI_MEDIA_TYPE, refuseAccept, refuseRequestContentType } from './me
 
 /** Routes outside the JSON:API contract (docs/design.md, Operations): they keep their own media types. */
 const OPERATIONAL_PREFIXES = ['/health', '/metrics', '/docs'];
+/** What may follow a prefix, besides the end of the URL: a path, a query or `-` (docs-json). */
+const AFTER_PREFIX = new Set(['/', '?', '-']);
 
 export function isOperationalUrl(url: string): boolean {
-  return OPERATIONAL_PREFIXES.some(
-    (prefix) =>
-      url === prefix ||
-      url.startsWith(`${prefix}/`) ||
-      url.startsWith(`${prefix}?`) ||
-      url.startsWith(`${prefix}-`),
-  );
+  // JSON:API paths (`/ticket_options…`, `/purchases…`) differ at once: no allocation per call.
+  for (const prefix of OPERATIONAL_PREFIXES) {
+    if (!url.startsWith(prefix)) continue;
+    if (url.length === prefix.length || AFTER_PREFIX.has(url[prefix.length])) return true;
+  }
+  return false;
 }
 
 const REQUEST_ID_PATTERN = /^[\x21-\x7e]{1,200}$/;
@@ -47,6 +48,13 @@ export function jsonApiHeaders(request: FastifyRequest): Record<string, string> 
   };
   if (!isOperationalUrl(request.url)) headers['content-type'] = JSONAPI_MEDIA_TYPE;
   return headers;
+}
+
+/** Sets {@link jsonApiHeaders} on the reply, one header at a time (no object per answer). */
+export function setJsonApiHeaders(reply: FastifyReply): void {
+  const request = reply.request;
+  void reply.header('x-request-id', request.id).header('x-content-type-options', 'nosniff');
+  if (!isOperationalUrl(request.url)) void reply.header('content-type', JSONAPI_MEDIA_TYPE);
 }
 
 /**
@@ -101,8 +109,8 @@ export function installJsonApiHttp(fastify: FastifyInstance, bodyLimit: number):
     done();
   });
 
-  fastify.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload, done) => {
-    void reply.headers(jsonApiHeaders(request));
+  fastify.addHook('onSend', (_request: FastifyRequest, reply: FastifyReply, payload, done) => {
+    setJsonApiHeaders(reply);
     done(null, payload);
   });
 

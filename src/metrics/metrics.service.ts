@@ -9,6 +9,9 @@ import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { ReservationExpirySweeper } from '../reservations/reservation-expiry.sweeper';
 import { poolOf } from '../database/sql';
+import { BoundHistogram } from './bound-histogram';
+
+type Observer = (seconds: number) => void;
 
 /** The `route` label of requests that matched no route: raw URLs would explode cardinality. */
 export const UNMATCHED_ROUTE = 'unmatched';
@@ -25,13 +28,19 @@ export class MetricsService implements OnModuleInit {
   /** One read of the actor totals per scrape, shared by every metric derived from it. */
   private snapshot: RegistryStats;
 
-  private readonly httpDuration = new Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'Time from request received to response sent, by method, route pattern and status.',
-    labelNames: ['method', 'route', 'status_code'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [this.registry],
-  });
+  private readonly httpDuration = new BoundHistogram(
+    'http_request_duration_seconds',
+    'Time from request received to response sent, by method, route pattern and status.',
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    this.registry,
+  );
+
+  /**
+   * The observer per label set (route pattern, method, status), bound once: an observation is
+   * then three Map lookups on keys that are the same strings and numbers each time (no key is
+   * built per request) and a bucket increment. Bounded like the labels.
+   */
+  private readonly httpDurationSeries = new Map<string, Map<string, Map<number, Observer>>>();
 
   private readonly batchSize = new Histogram({
     name: 'ticket_actor_batch_size',
@@ -82,14 +91,21 @@ export class MetricsService implements OnModuleInit {
   }
 
   private observeRequest(request: FastifyRequest, reply: FastifyReply): void {
-    this.httpDuration.observe(
-      {
-        method: request.method,
-        route: request.routeOptions.url ?? UNMATCHED_ROUTE,
-        status_code: reply.statusCode,
-      },
-      reply.elapsedTime / 1000,
-    );
+    const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
+    const { method } = request;
+    const status = reply.statusCode;
+    let byMethod = this.httpDurationSeries.get(route);
+    if (byMethod === undefined)
+      this.httpDurationSeries.set(route, (byMethod = new Map<string, Map<number, Observer>>()));
+    let byStatus = byMethod.get(method);
+    if (byStatus === undefined) byMethod.set(method, (byStatus = new Map<number, Observer>()));
+    let observe = byStatus.get(status);
+    if (observe === undefined) {
+      const labels = { method, route, status_code: String(status) };
+      observe = this.httpDuration.series(`${method} ${status} ${route}`, () => labels);
+      byStatus.set(status, observe);
+    }
+    observe(reply.elapsedTime / 1000);
   }
 
   private registerActorMetrics(): void {

@@ -1,10 +1,10 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, Post, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
 import { IdempotencyClaimOf } from '../idempotency/idempotency-claim.decorator';
 import { DomainError } from '../common/domain.error';
-import { JsonApiBodyPipe, JsonApiQueryPipe, UuidPathPipe } from '../jsonapi/jsonapi-body.pipe';
+import { JsonApiBody, JsonApiQueryOf, UuidPathParam } from '../jsonapi/jsonapi-params';
 import { applySparseFieldsets } from '../jsonapi/query-parameters';
 import type { JsonApiQuery } from '../jsonapi/query-parameters';
 import { ApiJsonApiOperation } from '../openapi/api-jsonapi-operation.decorator';
@@ -61,8 +61,8 @@ export class PurchasesController {
     query: PURCHASE_CREATE_QUERY,
   })
   async create(
-    @Body(new JsonApiBodyPipe(directOrConfirmation)) request: PurchaseRequestDocument,
-    @Query(new JsonApiQueryPipe(PURCHASE_CREATE_QUERY)) query: JsonApiQuery,
+    @JsonApiBody(directOrConfirmation) request: PurchaseRequestDocument,
+    @JsonApiQueryOf(PURCHASE_CREATE_QUERY) query: JsonApiQuery,
     @Res({ passthrough: true }) reply: FastifyReply,
     @IdempotencyClaimOf() idempotency: IdempotencyClaim | undefined,
   ) {
@@ -108,9 +108,9 @@ export class PurchasesController {
     query: PURCHASE_CREATE_QUERY,
   })
   async createForOption(
-    @Param('id', UuidPathPipe) ticketOptionId: string,
-    @Body(new JsonApiBodyPipe(nestedDirectOrConfirmation)) request: PurchaseRequestDocument,
-    @Query(new JsonApiQueryPipe(PURCHASE_CREATE_QUERY)) query: JsonApiQuery,
+    @UuidPathParam('id') ticketOptionId: string,
+    @JsonApiBody(nestedDirectOrConfirmation) request: PurchaseRequestDocument,
+    @JsonApiQueryOf(PURCHASE_CREATE_QUERY) query: JsonApiQuery,
     @Res({ passthrough: true }) reply: FastifyReply,
     @IdempotencyClaimOf() idempotency: IdempotencyClaim | undefined,
   ) {
@@ -153,8 +153,8 @@ export class PurchasesController {
     query: PURCHASE_READ_QUERY,
   })
   async findOne(
-    @Param('id', UuidPathPipe) id: string,
-    @Query(new JsonApiQueryPipe(PURCHASE_READ_QUERY)) query: JsonApiQuery,
+    @UuidPathParam('id') id: string,
+    @JsonApiQueryOf(PURCHASE_READ_QUERY) query: JsonApiQuery,
   ) {
     const document =
       query.include === null
@@ -177,8 +177,8 @@ export class PurchasesController {
     query: PURCHASE_DELETE_QUERY,
   })
   async cancel(
-    @Param('id', UuidPathPipe) id: string,
-    @Query(new JsonApiQueryPipe(PURCHASE_DELETE_QUERY)) _query: JsonApiQuery,
+    @UuidPathParam('id') id: string,
+    @JsonApiQueryOf(PURCHASE_DELETE_QUERY) _query: JsonApiQuery,
   ): Promise<void> {
     await this.purchases.cancel(id);
   }

@@ -1,10 +1,10 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, Post, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { DomainError } from '../common/domain.error';
 import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
 import { IdempotencyClaimOf } from '../idempotency/idempotency-claim.decorator';
-import { JsonApiBodyPipe, JsonApiQueryPipe, UuidPathPipe } from '../jsonapi/jsonapi-body.pipe';
+import { JsonApiBody, JsonApiQueryOf, UuidPathParam } from '../jsonapi/jsonapi-params';
 import { applySparseFieldsets } from '../jsonapi/query-parameters';
 import type { JsonApiQuery } from '../jsonapi/query-parameters';
 import type { ParsedResource } from '../jsonapi/resource-document';
@@ -53,8 +53,8 @@ export class ReservationsController {
     query: RESERVATION_CREATE_QUERY,
   })
   async create(
-    @Body(new JsonApiBodyPipe(reservationParser)) document: ParsedResource<ReservationAttributes>,
-    @Query(new JsonApiQueryPipe(RESERVATION_CREATE_QUERY)) query: JsonApiQuery,
+    @JsonApiBody(reservationParser) document: ParsedResource<ReservationAttributes>,
+    @JsonApiQueryOf(RESERVATION_CREATE_QUERY) query: JsonApiQuery,
     @Res({ passthrough: true }) reply: FastifyReply,
     @IdempotencyClaimOf() idempotency: IdempotencyClaim | undefined,
   ) {
@@ -92,10 +92,10 @@ export class ReservationsController {
     query: RESERVATION_CREATE_QUERY,
   })
   async createForOption(
-    @Param('id', UuidPathPipe) ticketOptionId: string,
-    @Body(new JsonApiBodyPipe(nestedReservationParser))
+    @UuidPathParam('id') ticketOptionId: string,
+    @JsonApiBody(nestedReservationParser)
     document: ParsedResource<ReservationAttributes>,
-    @Query(new JsonApiQueryPipe(RESERVATION_CREATE_QUERY)) query: JsonApiQuery,
+    @JsonApiQueryOf(RESERVATION_CREATE_QUERY) query: JsonApiQuery,
     @Res({ passthrough: true }) reply: FastifyReply,
     @IdempotencyClaimOf() idempotency: IdempotencyClaim | undefined,
   ) {
@@ -131,8 +131,8 @@ export class ReservationsController {
     query: RESERVATION_READ_QUERY,
   })
   async findOne(
-    @Param('id', UuidPathPipe) id: string,
-    @Query(new JsonApiQueryPipe(RESERVATION_READ_QUERY)) query: JsonApiQuery,
+    @UuidPathParam('id') id: string,
+    @JsonApiQueryOf(RESERVATION_READ_QUERY) query: JsonApiQuery,
   ) {
     const document =
       query.include === null
@@ -155,8 +155,8 @@ export class ReservationsController {
     query: RESERVATION_DELETE_QUERY,
   })
   async release(
-    @Param('id', UuidPathPipe) id: string,
-    @Query(new JsonApiQueryPipe(RESERVATION_DELETE_QUERY)) _query: JsonApiQuery,
+    @UuidPathParam('id') id: string,
+    @JsonApiQueryOf(RESERVATION_DELETE_QUERY) _query: JsonApiQuery,
   ): Promise<void> {
     await this.reservations.release(id);
   }

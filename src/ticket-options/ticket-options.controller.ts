@@ -1,10 +1,10 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Controller, Get, HttpCode, Post, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
 import { IdempotencyClaimOf } from '../idempotency/idempotency-claim.decorator';
 import type { ParsedResource } from '../jsonapi/resource-document';
-import { JsonApiBodyPipe, JsonApiQueryPipe, UuidPathPipe } from '../jsonapi/jsonapi-body.pipe';
+import { JsonApiBody, JsonApiQueryOf, UuidPathParam } from '../jsonapi/jsonapi-params';
 import { applySparseFieldsets } from '../jsonapi/query-parameters';
 import type { JsonApiQuery } from '../jsonapi/query-parameters';
 import { ApiJsonApiOperation } from '../openapi/api-jsonapi-operation.decorator';
@@ -41,9 +41,9 @@ export class TicketOptionsController {
     query: TICKET_OPTION_CREATE_QUERY,
   })
   async create(
-    @Body(new JsonApiBodyPipe(createTicketOptionParser))
+    @JsonApiBody(createTicketOptionParser)
     document: ParsedResource<CreateTicketOptionAttributes>,
-    @Query(new JsonApiQueryPipe(TICKET_OPTION_CREATE_QUERY)) query: JsonApiQuery,
+    @JsonApiQueryOf(TICKET_OPTION_CREATE_QUERY) query: JsonApiQuery,
     @Res({ passthrough: true }) reply: FastifyReply,
     @IdempotencyClaimOf() idempotency: IdempotencyClaim | undefined,
   ) {
@@ -63,8 +63,8 @@ export class TicketOptionsController {
     query: TICKET_OPTION_READ_QUERY,
   })
   async findOne(
-    @Param('id', UuidPathPipe) id: string,
-    @Query(new JsonApiQueryPipe(TICKET_OPTION_READ_QUERY)) query: JsonApiQuery,
+    @UuidPathParam('id') id: string,
+    @JsonApiQueryOf(TICKET_OPTION_READ_QUERY) query: JsonApiQuery,
   ) {
     return applySparseFieldsets(ticketOptionDocument(await this.ticketOptions.findOne(id)), query);
   }

@@ -1,0 +1,33 @@
+import { createParamDecorator, ExecutionContext } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { parseJsonApiQuery, RawQuery } from './query-parameters';
+import { uuidPathId } from './jsonapi-body.pipe';
+import type { DocumentParser } from './jsonapi-body.pipe';
+import type { QueryRules } from './resource-type';
+
+/*
+ * The request's body, query and path id, validated exactly as the pipes of jsonapi-body.pipe.ts
+ * do, as custom parameter decorators: Nest hands a custom parameter that has no pipe its value
+ * synchronously, where each piped parameter costs a chain of promises on every request. A refusal
+ * is the same DomainError, thrown to the exception filter; when several parameters are refused,
+ * the first one in parameter order is answered, as with pipes.
+ */
+
+const requestOf = (context: ExecutionContext) =>
+  context.switchToHttp().getRequest<FastifyRequest>();
+
+/** The request document, parsed against `parser` (e.g. a ResourceDocumentParser). */
+export const JsonApiBody = createParamDecorator(
+  (parser: DocumentParser<unknown>, context: ExecutionContext) =>
+    parser.parse(requestOf(context).body),
+);
+
+/** The query string, read against one endpoint's rules (see query-parameters.ts). */
+export const JsonApiQueryOf = createParamDecorator((rules: QueryRules, context: ExecutionContext) =>
+  parseJsonApiQuery(requestOf(context).query as RawQuery | undefined, rules),
+);
+
+/** The path parameter `name`: a UUID, lower-cased, or 404 (docs/design.md, Wire contract). */
+export const UuidPathParam = createParamDecorator((name: string, context: ExecutionContext) =>
+  uuidPathId((requestOf(context).params as Record<string, string>)[name]),
+);
