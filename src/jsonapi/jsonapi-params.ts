@@ -1,17 +1,28 @@
 import { createParamDecorator, ExecutionContext } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { parseJsonApiQuery, RawQuery } from './query-parameters';
-import { uuidPathId } from './jsonapi-body.pipe';
-import type { DocumentParser } from './jsonapi-body.pipe';
+import { NotFoundError } from '../common/domain.error';
+import { isUuid } from './resource-document';
 import type { QueryRules } from './resource-type';
 
 /*
- * The request's body, query and path id, validated exactly as the pipes of jsonapi-body.pipe.ts
- * do, as custom parameter decorators: Nest hands a custom parameter that has no pipe its value
+ * The request's body, query and path id, validated (what Nest pipes would do) by custom
+ * parameter decorators: Nest hands a custom parameter that has no pipe its value
  * synchronously, where each piped parameter costs a chain of promises on every request. A refusal
  * is the same DomainError, thrown to the exception filter; when several parameters are refused,
  * the first one in parameter order is answered, as with pipes.
  */
+
+/** Anything that validates a request body into a typed document (e.g. a ResourceDocumentParser). */
+export interface DocumentParser<T> {
+  parse(body: unknown): T;
+}
+
+/** The id of a path, lower-cased; 404 when it is not a UUID (docs/design.md, Wire contract). */
+export function uuidPathId(id: string): string {
+  if (!isUuid(id)) throw new NotFoundError(`No resource has the id ${JSON.stringify(id)}.`);
+  return id.toLowerCase();
+}
 
 const requestOf = (context: ExecutionContext) =>
   context.switchToHttp().getRequest<FastifyRequest>();
