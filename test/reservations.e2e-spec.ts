@@ -601,6 +601,9 @@ describe('reservations over HTTP', () => {
 
       expect(released.status).toBe(204);
       expect(released.text).toBe('');
+      // No body, so no Content-Type; the request id still comes back.
+      expect(released.headers.get('content-type')).toBeNull();
+      expect(released.headers.get('x-request-id')).toEqual(expect.any(String));
       expect(await s.meta(optionId)).toEqual({ remaining: 2, sold: 0, held: 0 });
       expect(await s.status(id)).toBe('released');
       expect((await s.api.delete(`/reservations/${id}`)).status).toBe(204);

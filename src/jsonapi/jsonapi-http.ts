@@ -50,11 +50,16 @@ export function jsonApiHeaders(request: FastifyRequest): Record<string, string> 
   return headers;
 }
 
-/** Sets {@link jsonApiHeaders} on the reply, one header at a time (no object per answer). */
+/**
+ * Sets {@link jsonApiHeaders} on the reply, one header at a time (no object per answer); a 204
+ * has no body, hence no Content-Type.
+ */
 export function setJsonApiHeaders(reply: FastifyReply): void {
   const request = reply.request;
   void reply.header('x-request-id', request.id).header('x-content-type-options', 'nosniff');
-  if (!isOperationalUrl(request.url)) void reply.header('content-type', JSONAPI_MEDIA_TYPE);
+  if (reply.statusCode !== 204 && !isOperationalUrl(request.url)) {
+    void reply.header('content-type', JSONAPI_MEDIA_TYPE);
+  }
 }
 
 /**
