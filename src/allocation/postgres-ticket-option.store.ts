@@ -154,27 +154,30 @@ export class PostgresTicketOptionStore implements TicketOptionStore {
 
   /** Direct purchases only: the lean statement of the brief's route. */
   private purchaseCommit(requests: CommitRequest[]): QueryConfig {
-    const purchases = requests.flatMap((request) =>
-      request.purchases.map((purchase) => ({ ...purchase, optionId: request.optionId })),
-    );
-    const keyed = purchases.some((purchase) => purchase.idempotency !== undefined);
-    const multi = requests.length > 1;
-    const values: unknown[] = [
-      requests.map((r) => r.optionId),
-      requests.map((r) => r.taken),
-      requests.map((r) => r.expected.version),
-      purchases.map((p) => p.id),
-      purchases.map((p) => p.optionId),
-      purchases.map((p) => p.userId),
-      purchases.map((p) => p.quantity),
-    ];
-    if (keyed) {
-      values.push(
-        purchases.map((p) => p.idempotency?.key ?? null),
-        purchases.map((p) => p.idempotency?.claim ?? null),
-        purchases.map((p) => p.idempotency?.responseBody ?? null),
-      );
+    // The parameter arrays in one pass over the batches (this runs for every commit).
+    const [optionIds, taken, versions] = [[], [], []] as unknown[][];
+    const [ids, purchaseOptions, users, quantities] = [[], [], [], []] as unknown[][];
+    const [keys, claims, answers] = [[], [], []] as unknown[][];
+    let keyed = false;
+    for (const request of requests) {
+      optionIds.push(request.optionId);
+      taken.push(request.taken);
+      versions.push(request.expected.version);
+      for (const purchase of request.purchases) {
+        ids.push(purchase.id);
+        purchaseOptions.push(request.optionId);
+        users.push(purchase.userId);
+        quantities.push(purchase.quantity);
+        const completion = purchase.idempotency;
+        keyed ||= completion !== undefined;
+        keys.push(completion?.key ?? null);
+        claims.push(completion?.claim ?? null);
+        answers.push(completion?.responseBody ?? null);
+      }
     }
+    const multi = requests.length > 1;
+    const values = [optionIds, taken, versions, ids, purchaseOptions, users, quantities];
+    if (keyed) values.push(keys, claims, answers);
     const name = `purchase-${multi}-${keyed}`;
     let statement = this.statements.get(name);
     if (!statement) {
