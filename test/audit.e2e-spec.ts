@@ -1,8 +1,7 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { execFile, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -13,8 +12,8 @@ import {
 } from '../src/audit/ledger-audit';
 import { runStatement } from '../src/database/sql';
 import { JsonApiClient } from './support/jsonapi-client';
-import { findFreePort, isPortFree } from './support/ports';
-import { spawnServer, waitUntilServing } from './support/server-process';
+import { isPortFree } from './support/ports';
+import { embeddedServerEnv, spawnServer, waitUntilServing } from './support/server-process';
 import { createTestDatabase, sidePool, startMigratedOrm } from './support/test-app';
 
 const ROOT = join(__dirname, '..');
@@ -385,16 +384,7 @@ describe('ledger audit (src/audit/ledger-audit.ts)', () => {
     });
 
     it('without DATABASE_URL audits the embedded database of npm start, running or not', async () => {
-      const dataDir = await mkdtemp(join(tmpdir(), 'ticket-audit-'));
-      await chmod(dataDir, 0o755); // as root, the server runs as `postgres`, which must reach it
-      const env = {
-        PORT: String(await findFreePort()),
-        HOST: '127.0.0.1',
-        EMBEDDED_PG_PORT: String(await findFreePort()),
-        EMBEDDED_PG_DATA_DIR: join(dataDir, 'postgres'),
-        LOG_LEVEL: 'warn',
-      };
-      const baseUrl = `http://127.0.0.1:${env.PORT}`;
+      const { dataDir, env, baseUrl } = await embeddedServerEnv('ticket-audit-');
       const server = spawnServer(env, { args: ['dist/main.js'] });
       try {
         await waitUntilServing(server, baseUrl);

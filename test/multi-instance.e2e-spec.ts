@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Pool } from 'pg';
 import { auditOption, PurchaseAttempt } from './support/audit';
-import { databaseNameOf, untilSomeoneWaitsForALock } from './support/database-outage';
+import { untilNoSessionIsBusy, untilSomeoneWaitsForALock } from './support/database-outage';
 import { JsonApiClient, purchaseBody } from './support/jsonapi-client';
 import { findFreePort } from './support/ports';
 import { ServerProcess, spawnServer, waitUntilServing } from './support/server-process';
 import { createTestDatabase, sidePool, startTestApp } from './support/test-app';
-import { waitFor } from './support/waiting';
 import { holdOptionRowLock } from './support/row-lock';
 
 const PURCHASES = 2000;
@@ -196,19 +195,7 @@ describe('three instances on one database', () => {
       // before the audit. Then no session of the database is doing anything.
       await release();
       release = null;
-      const name = databaseNameOf(cluster.databaseUrl);
-      await waitFor(
-        'the killed instance’s sessions to finish',
-        async () =>
-          (
-            await cluster.sql.query(
-              `SELECT pid FROM pg_stat_activity
-                WHERE datname = $1 AND state <> 'idle' AND pid <> pg_backend_pid()`,
-              [name],
-            )
-          ).rowCount,
-        (busy) => busy === 0,
-      );
+      await untilNoSessionIsBusy(cluster.sql, cluster.databaseUrl);
 
       // Exactly what the clients were told: every 201 stored, every refusal stored nowhere,
       // every unknown outcome stored once or not at all, within every allocation.

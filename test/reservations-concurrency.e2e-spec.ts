@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Pool } from 'pg';
 import { auditLedger } from '../src/audit/ledger-audit';
-import { databaseNameOf } from './support/database-outage';
+import { untilNoSessionIsBusy } from './support/database-outage';
 import { ApiResponse, JsonApiClient, purchaseBody } from './support/jsonapi-client';
 import { findFreePort } from './support/ports';
 import { ServerProcess, spawnServer, waitUntilServing } from './support/server-process';
@@ -576,26 +576,6 @@ async function readBack(load: Load, purchases: PurchaseRow[], reservations: Rese
   return { reads: reads.length, wrong };
 }
 
-/**
- * Waits until no session of the database is busy: the killed instance's last statements have
- * committed or aborted (the live instances' sweeps are short and come and go).
- */
-async function untilQuiet(cluster: Cluster): Promise<void> {
-  const name = databaseNameOf(cluster.databaseUrl);
-  await waitFor(
-    'the killed instance’s sessions to finish',
-    async () =>
-      (
-        await cluster.sql.query(
-          `SELECT pid FROM pg_stat_activity
-            WHERE datname = $1 AND state <> 'idle' AND pid <> pg_backend_pid()`,
-          [name],
-        )
-      ).rowCount,
-    (busy) => busy === 0,
-  );
-}
-
 /** Every TTL has passed and the sweep has expired every hold: nothing is held any more. */
 async function untilNothingHeld(cluster: Cluster): Promise<void> {
   await waitFor(
@@ -688,7 +668,8 @@ describe('reservations on three instances, one SIGKILLed mid-load', () => {
       expect(load.samples.count).toBeGreaterThan(0);
       expect(summary.confirmed * summary.released * summary.cancelled).toBeGreaterThan(0);
 
-      await untilQuiet(cluster);
+      // the killed instance's last statements have committed or aborted
+      await untilNoSessionIsBusy(cluster.sql, cluster.databaseUrl);
       await untilNothingHeld(cluster);
       const { purchases, reservations } = await ledgerRows(cluster.sql);
       expect(reconcile(load.stories, purchases, reservations)).toEqual([]);

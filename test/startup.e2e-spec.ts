@@ -1,11 +1,8 @@
 import { MIGRATIONS } from '../src/database/mikro-orm.config';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { Client } from 'pg';
 import { JsonApiClient } from './support/jsonapi-client';
-import { findFreePort } from './support/ports';
-import { spawnServer, waitUntilServing } from './support/server-process';
+import { embeddedServerEnv, spawnServer, waitUntilServing } from './support/server-process';
 import { createTestDatabase, startTestApp } from './support/test-app';
 
 describe('start-up', () => {
@@ -18,16 +15,7 @@ describe('start-up', () => {
   });
 
   it('without DATABASE_URL serves from an embedded PostgreSQL, keeps data across restarts, exits 0 on SIGTERM', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'ticket-start-'));
-    await chmod(dataDir, 0o755); // as root, the server runs as `postgres`, which must reach it
-    const env = {
-      PORT: String(await findFreePort()),
-      HOST: '127.0.0.1',
-      EMBEDDED_PG_PORT: String(await findFreePort()),
-      EMBEDDED_PG_DATA_DIR: join(dataDir, 'postgres'),
-      LOG_LEVEL: 'warn',
-    };
-    const baseUrl = `http://127.0.0.1:${env.PORT}`;
+    const { dataDir, env, baseUrl } = await embeddedServerEnv('ticket-start-');
     try {
       const first = spawnServer(env);
       await waitUntilServing(first, baseUrl);

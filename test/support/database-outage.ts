@@ -74,3 +74,26 @@ export async function untilNoSessionOf(databaseUrl: string): Promise<void> {
     ),
   );
 }
+
+/**
+ * Resolves once no session of the database but ours is busy (e.g. a killed instance's last
+ * statements have committed or aborted), as PostgreSQL's own view of its sessions reports it.
+ */
+export async function untilNoSessionIsBusy(
+  sql: { query: (text: string, values: unknown[]) => Promise<{ rowCount: number | null }> },
+  databaseUrl: string,
+): Promise<void> {
+  const name = databaseNameOf(databaseUrl);
+  await waitFor(
+    `the sessions of ${name} to finish`,
+    async () =>
+      (
+        await sql.query(
+          `SELECT pid FROM pg_stat_activity
+            WHERE datname = $1 AND state <> 'idle' AND pid <> pg_backend_pid()`,
+          [name],
+        )
+      ).rowCount,
+    (busy) => busy === 0,
+  );
+}

@@ -1,5 +1,8 @@
 import { ChildProcess, spawn } from 'node:child_process';
+import { chmod, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { findFreePort } from './ports';
 import { GENEROUS_DATABASE_TIMEOUTS } from './waiting';
 
 const ROOT = join(__dirname, '..', '..');
@@ -54,4 +57,22 @@ export async function waitUntilServing(server: ServerProcess, baseUrl: string): 
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
+}
+
+/**
+ * The environment of a real server process with its own embedded PostgreSQL (no DATABASE_URL),
+ * in a fresh temporary directory the caller removes; as root, the server runs PostgreSQL as
+ * `postgres`, which must reach that directory.
+ */
+export async function embeddedServerEnv(prefix: string) {
+  const dataDir = await mkdtemp(join(tmpdir(), prefix));
+  await chmod(dataDir, 0o755);
+  const env = {
+    PORT: String(await findFreePort()),
+    HOST: '127.0.0.1',
+    EMBEDDED_PG_PORT: String(await findFreePort()),
+    EMBEDDED_PG_DATA_DIR: join(dataDir, 'postgres'),
+    LOG_LEVEL: 'warn',
+  };
+  return { dataDir, env, baseUrl: `http://127.0.0.1:${env.PORT}` };
 }
