@@ -19,12 +19,26 @@ export class InsufficientAllocationError extends DomainError {
 
 /** The ticket option does not exist (or the id in the path is not a UUID). */
 export class TicketOptionNotFoundError extends NotFoundError {
-  constructor(id: string, pointer?: string) {
+  constructor(
+    readonly optionId: string,
+    pointer?: string,
+  ) {
     super(
-      `Ticket option ${JSON.stringify(id)} does not exist.`,
+      `Ticket option ${JSON.stringify(optionId)} does not exist.`,
       pointer === undefined ? undefined : { pointer },
     );
   }
+}
+
+/**
+ * The option named by a request's relationship does not exist: the same 404, pointing at that
+ * relationship (`pointer`), when the request named it in its body rather than its path.
+ */
+export function pointingAtOption(error: unknown, pointer: string | undefined): unknown {
+  if (error instanceof TicketOptionNotFoundError && pointer) {
+    return new TicketOptionNotFoundError(error.optionId, pointer);
+  }
+  return error;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { QueryConfig } from 'pg';
+import { isoUtcSql } from '../database/sql';
 import type { CommitMode } from './ticket-option.store';
 
 /**
@@ -20,13 +21,6 @@ function guardOf(mode: CommitMode, taken: string): string {
   return mode === 'guarded'
     ? `t.purchased::bigint + t.held + ${taken} <= t.allocation`
     : 't.version = d.expected_version';
-}
-
-/** Times in answers: milliseconds, UTC, as JavaScript's `toISOString` writes them. */
-const ISO_UTC = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
-
-function iso(column: string): string {
-  return `to_char(${column} AT TIME ZONE 'UTC', ${ISO_UTC})`;
 }
 
 /**
@@ -117,7 +111,7 @@ export function purchaseStatement(
       RETURNING ticket_option_id
     )${keyedCte}
     SELECT 'option' AS kind, b.id, b.id AS option_id, b.purchased, b.held, b.version,
-           ${iso('b.updated_at')} AS at, NULL::text AS created_at, NULL::text AS status,
+           ${isoUtcSql('b.updated_at')} AS at, NULL::text AS created_at, NULL::text AS status,
            (SELECT count(*) FROM inserted i WHERE i.ticket_option_id = b.id)::int AS inserted
       FROM bumped b
     ${keyedCheck}${lostRows}`,
@@ -248,8 +242,8 @@ export function ledgerStatement(mode: CommitMode, shape: LedgerShape): NamedStat
         FROM h JOIN locked l ON l.id = h.option_id
       RETURNING id, ticket_option_id, expires_at, created_at)`);
     created.push('SELECT id, expires_at, created_at FROM holds_in');
-    rows.push(`SELECT 'hold', hi.id, hi.ticket_option_id, NULL, NULL, NULL, ${iso('hi.expires_at')},
-                      ${iso('hi.created_at')}, NULL, NULL FROM holds_in hi`);
+    rows.push(`SELECT 'hold', hi.id, hi.ticket_option_id, NULL, NULL, NULL, ${isoUtcSql('hi.expires_at')},
+                      ${isoUtcSql('hi.created_at')}, NULL, NULL FROM holds_in hi`);
   }
   if (shape.confirms) {
     created.push(
@@ -267,7 +261,7 @@ export function ledgerStatement(mode: CommitMode, shape: LedgerShape): NamedStat
     ? '(SELECT count(*) FROM inserted i WHERE i.ticket_option_id = b.id)::int'
     : '0';
   const optionRow = `SELECT 'option' AS kind, b.id, b.id AS option_id, b.purchased, b.held, b.version,
-           ${iso('b.updated_at')} AS at, NULL::text AS created_at, NULL::text AS status,
+           ${isoUtcSql('b.updated_at')} AS at, NULL::text AS created_at, NULL::text AS status,
            ${inserted} AS inserted
       FROM bumped b ${check}`;
   const name = (Object.keys(SHAPE_LETTERS) as Array<keyof LedgerShape>)
@@ -368,8 +362,7 @@ function bumpedCte(moved: string[]): string {
 
 /** Completes the claims of what was created, with the answer (a hold's times filled in). */
 function keyedCte(): string {
-  const time = (column: string) =>
-    `'"' || to_char(cr.${column} AT TIME ZONE 'UTC', ${ISO_UTC}) || '"'`;
+  const time = (column: string) => `'"' || ${isoUtcSql(`cr.${column}`)} || '"'`;
   return `keyed AS (
       UPDATE idempotency_keys ik
          SET purchase_id = CASE WHEN cr.expires_at IS NULL THEN cr.id END, response_status = 201,

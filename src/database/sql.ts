@@ -21,6 +21,14 @@ export interface StatementResult<R> {
  */
 export type StatementTarget = MikroORM | EntityManager;
 
+/**
+ * SQL for a `timestamptz` column as answers show it: RFC 3339 in UTC with milliseconds, exactly
+ * what JavaScript's `toISOString` writes (a replayed answer and a fresh one read the same).
+ */
+export function isoUtcSql(column: string): string {
+  return `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+}
+
 const pools = new WeakMap<object, Promise<Pool>>();
 /** The same pools once resolved: a statement then reaches its pool without a promise turn. */
 const resolvedPools = new WeakMap<object, Pool>();

@@ -1,6 +1,7 @@
 import { includedResources } from '../jsonapi/query-parameters';
 import { ParsedResource, ResourceDocumentParser } from '../jsonapi/resource-document';
 import { defineResourceType, noContentRules, queryRules } from '../jsonapi/resource-type';
+import { DomainError } from '../common/domain.error';
 import {
   PURCHASES_TYPE,
   RESERVATIONS_TYPE,
@@ -119,6 +120,20 @@ export interface PurchaseIncluded {
 }
 
 export const TICKET_OPTION_ID_POINTER = '/data/relationships/ticket_option/data/id';
+
+/**
+ * A nested route (`/ticket_options/:id/…`) takes the option from its path; a `ticket_option`
+ * relationship, if sent, must name the same one (409 `id_conflict`).
+ */
+export function checkPathOption(linked: { id: string } | undefined, pathId: string): void {
+  if (linked && linked.id !== pathId) {
+    throw new DomainError({
+      code: 'id_conflict',
+      detail: `The ticket_option relationship (${linked.id}) does not match the path (${pathId}).`,
+      source: { pointer: TICKET_OPTION_ID_POINTER },
+    });
+  }
+}
 export const USER_ID_POINTER = '/data/relationships/user/data/id';
 
 export function purchasePath(id: string): string {

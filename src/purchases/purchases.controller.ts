@@ -3,13 +3,13 @@ import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
 import { IdempotencyClaimOf } from '../idempotency/idempotency-claim.decorator';
-import { DomainError } from '../common/domain.error';
 import { JsonApiBody, JsonApiQueryOf, UuidPathParam } from '../jsonapi/jsonapi-params';
 import { applySparseFieldsets } from '../jsonapi/query-parameters';
 import type { JsonApiQuery } from '../jsonapi/query-parameters';
 import { ApiJsonApiOperation } from '../openapi/api-jsonapi-operation.decorator';
 import { SCHEMAS } from '../openapi/openapi.schemas';
 import {
+  checkPathOption,
   nestedPurchaseParser,
   PURCHASE_CREATE_QUERY,
   PURCHASE_DELETE_QUERY,
@@ -118,14 +118,7 @@ export class PurchasesController {
       return this.answer(reply, query, this.confirm(request, idempotency, ticketOptionId));
     }
     const { document } = request;
-    const linked = document.relationships.ticket_option;
-    if (linked && linked.id !== ticketOptionId) {
-      throw new DomainError({
-        code: 'id_conflict',
-        detail: `The ticket_option relationship (${linked.id}) does not match the path (${ticketOptionId}).`,
-        source: { pointer: TICKET_OPTION_ID_POINTER },
-      });
-    }
+    checkPathOption(document.relationships.ticket_option, ticketOptionId);
     return this.answer(
       reply,
       query,

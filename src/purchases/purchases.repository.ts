@@ -1,11 +1,11 @@
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
-import { runStatement, Statement } from '../database/sql';
+import { isoUtcSql, runStatement, Statement } from '../database/sql';
 import type { PurchaseView } from './purchase.document';
 
 const VIEW_COLUMNS = `p.id, p.ticket_option_id AS "ticketOptionId", p.user_id AS "userId",
        p.quantity, p.status,
-       to_char(p.cancelled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "cancelledAt",
+       ${isoUtcSql('p.cancelled_at')} AS "cancelledAt",
        p.reservation_id AS "reservationId"`;
 
 export const READ_PURCHASE: Statement = {

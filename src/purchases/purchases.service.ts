@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import {
   RESERVATION_POINTER,
   ReservationStateError,
-  TicketOptionNotFoundError,
+  pointingAtOption,
 } from '../allocation/allocation.errors';
 import { TicketOptionActorRegistry } from '../allocation/ticket-option-actor.registry';
 import { DomainError, NotFoundError } from '../common/domain.error';
@@ -66,10 +66,7 @@ export class PurchasesService {
       });
       return view;
     } catch (error) {
-      if (error instanceof TicketOptionNotFoundError && command.ticketOptionPointer) {
-        throw new TicketOptionNotFoundError(command.ticketOptionId, command.ticketOptionPointer);
-      }
-      throw error;
+      throw pointingAtOption(error, command.ticketOptionPointer);
     }
   }
 

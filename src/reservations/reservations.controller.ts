@@ -1,7 +1,6 @@
 import { Controller, Delete, Get, HttpCode, Post, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { DomainError } from '../common/domain.error';
 import type { IdempotencyClaim } from '../idempotency/idempotency-claim';
 import { IdempotencyClaimOf } from '../idempotency/idempotency-claim.decorator';
 import { JsonApiBody, JsonApiQueryOf, UuidPathParam } from '../jsonapi/jsonapi-params';
@@ -10,7 +9,7 @@ import type { JsonApiQuery } from '../jsonapi/query-parameters';
 import type { ParsedResource } from '../jsonapi/resource-document';
 import { ApiJsonApiOperation } from '../openapi/api-jsonapi-operation.decorator';
 import { SCHEMAS } from '../openapi/openapi.schemas';
-import { TICKET_OPTION_ID_POINTER } from '../purchases/purchase.document';
+import { checkPathOption, TICKET_OPTION_ID_POINTER } from '../purchases/purchase.document';
 import {
   nestedReservationParser,
   RESERVATION_CREATE_QUERY,
@@ -99,14 +98,7 @@ export class ReservationsController {
     @Res({ passthrough: true }) reply: FastifyReply,
     @IdempotencyClaimOf() idempotency: IdempotencyClaim | undefined,
   ) {
-    const linked = document.relationships.ticket_option;
-    if (linked && linked.id !== ticketOptionId) {
-      throw new DomainError({
-        code: 'id_conflict',
-        detail: `The ticket_option relationship (${linked.id}) does not match the path (${ticketOptionId}).`,
-        source: { pointer: TICKET_OPTION_ID_POINTER },
-      });
-    }
+    checkPathOption(document.relationships.ticket_option, ticketOptionId);
     return this.hold(reply, query, {
       ticketOptionId,
       userId: document.relationships.user!.id,

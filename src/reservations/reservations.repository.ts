@@ -1,17 +1,15 @@
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
-import { runStatement, Statement } from '../database/sql';
+import { isoUtcSql, runStatement, Statement } from '../database/sql';
 import type { PurchaseView } from '../purchases/purchase.document';
 import type { TicketOptionFields } from '../ticket-options/ticket-option.document';
 import type { ReservationView } from './reservation.document';
 
-const ISO = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
-
 /** A reservation as the database clock sees it now: a due hold reads as expired, swept or not. */
 const VIEW_COLUMNS = `r.id, r.ticket_option_id AS "ticketOptionId", r.user_id AS "userId", r.quantity,
        CASE WHEN r.status = 'held' AND r.expires_at <= now() THEN 'expired' ELSE r.status END AS status,
-       to_char(r.expires_at AT TIME ZONE 'UTC', ${ISO}) AS "expiresAt",
-       to_char(r.created_at AT TIME ZONE 'UTC', ${ISO}) AS "createdAt",
+       ${isoUtcSql('r.expires_at')} AS "expiresAt",
+       ${isoUtcSql('r.created_at')} AS "createdAt",
        r.purchase_id AS "purchaseId"`;
 
 export const READ_RESERVATION: Statement = {
@@ -26,7 +24,7 @@ export const READ_RESERVATION_INCLUDING: Statement = {
                 o.name AS "optionName", o.description AS "optionDescription",
                 o.allocation AS "optionAllocation",
                 p.status AS "purchaseStatus",
-                to_char(p.cancelled_at AT TIME ZONE 'UTC', ${ISO}) AS "purchaseCancelledAt"
+                ${isoUtcSql('p.cancelled_at')} AS "purchaseCancelledAt"
            FROM reservations r JOIN ticket_options o ON o.id = r.ticket_option_id
            LEFT JOIN purchases p ON p.id = r.purchase_id
           WHERE r.id = $1`,

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { ReservationStateError, TicketOptionNotFoundError } from '../allocation/allocation.errors';
+import { pointingAtOption, ReservationStateError } from '../allocation/allocation.errors';
 import { TicketOptionActorRegistry } from '../allocation/ticket-option-actor.registry';
 import { DomainError, NotFoundError } from '../common/domain.error';
 import { namesOnPaths } from '../jsonapi/resource-type';
@@ -70,10 +70,7 @@ export class ReservationsService {
         createdAt: receipt.createdAt.toISOString(),
       };
     } catch (error) {
-      if (error instanceof TicketOptionNotFoundError && command.ticketOptionPointer) {
-        throw new TicketOptionNotFoundError(command.ticketOptionId, command.ticketOptionPointer);
-      }
-      throw error;
+      throw pointingAtOption(error, command.ticketOptionPointer);
     }
   }
 
