@@ -1,3 +1,5 @@
+// First, before any other module allocates: see gc-tuning.ts.
+import './gc-tuning';
 import type { Logger } from 'pino';
 import { createApp } from './app.factory';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config';
