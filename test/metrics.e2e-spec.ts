@@ -17,6 +17,8 @@ const NAMED_METRICS = [
   ['ticket_actor_foreign_writes_total', 'counter'],
   ['ticket_actor_commit_retries_total', 'counter'],
   ['ticket_actor_failed_commits_total', 'counter'],
+  ['ticket_option_reads_total', 'counter'],
+  ['ticket_option_read_statements_total', 'counter'],
   ['ticket_actor_activations_total', 'counter'],
   ['ticket_actor_passivations_total', 'counter'],
   ['ticket_actor_queue_depth', 'gauge'],

@@ -9,6 +9,7 @@ import type { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { ReservationExpirySweeper } from '../reservations/reservation-expiry.sweeper';
 import { poolOf } from '../database/sql';
+import { TicketOptionsRepository } from '../ticket-options/ticket-options.repository';
 import { BoundHistogram } from './bound-histogram';
 
 type Observer = (seconds: number) => void;
@@ -61,6 +62,7 @@ export class MetricsService implements OnModuleInit {
     private readonly adapterHost: HttpAdapterHost,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly sweeper: ReservationExpirySweeper,
+    private readonly ticketOptions: TicketOptionsRepository,
   ) {
     this.snapshot = actors.stats();
     collectDefaultMetrics({ register: this.registry });
@@ -179,6 +181,17 @@ export class MetricsService implements OnModuleInit {
         'ticket_hold_sweep_failures_total',
         'Expiry sweeps that failed (database error); the next one retries.',
         () => this.sweeper.stats.failures,
+      ],
+      [
+        'ticket_option_reads_total',
+        'Ticket options read from the database for GET /ticket_options/:id.',
+        () => this.ticketOptions.readStats.requests,
+      ],
+      [
+        'ticket_option_read_statements_total',
+        'Statements those reads ran: the reads of one option that arrive while its statement ' +
+          'runs share the next one.',
+        () => this.ticketOptions.readStats.reads,
       ],
       ['ticket_actor_activations_total', 'Actors activated.', (s) => s.activations],
       ['ticket_actor_passivations_total', 'Idle actors passivated.', (s) => s.passivations],

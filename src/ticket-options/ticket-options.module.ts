@@ -6,5 +6,6 @@ import { TicketOptionsService } from './ticket-options.service';
 @Module({
   controllers: [TicketOptionsController],
   providers: [TicketOptionsService, TicketOptionsRepository],
+  exports: [TicketOptionsRepository],
 })
 export class TicketOptionsModule {}

@@ -1,6 +1,7 @@
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import { ReadCoalescer } from '../database/read-coalescer';
 import { runStatement, Statement, StatementTarget } from '../database/sql';
 import type { CreateTicketOptionAttributes, TicketOptionView } from './ticket-option.document';
 
@@ -32,6 +33,9 @@ export const READ_TICKET_OPTION: Statement = {
  */
 @Injectable()
 export class TicketOptionsRepository {
+  /** Concurrent reads of one option share a statement (never one that started before them). */
+  private readonly reads = new ReadCoalescer((id: string) => this.read(id));
+
   constructor(private readonly orm: MikroORM) {}
 
   /** Inserts a new option; `within` an open transaction, the insert joins it. */
@@ -54,8 +58,20 @@ export class TicketOptionsRepository {
   /**
    * One prepared statement, not a unit-of-work fetch: this is the read buyers refresh during a
    * sale, and entity hydration would cost more than the query (measured in bench scenario 5).
+   * The requests for one option that arrive while its statement runs share the next one
+   * (src/database/read-coalescer.ts); each gets its own copy of the row.
    */
   async findById(id: string): Promise<TicketOptionView | null> {
+    const row = await this.reads.get(id);
+    return row && { ...row };
+  }
+
+  /** Reads asked for and statements they ran (requests / statements = sharing factor). */
+  get readStats(): { reads: number; requests: number } {
+    return this.reads.stats;
+  }
+
+  private async read(id: string): Promise<TicketOptionView | null> {
     const { rows } = await runStatement<TicketOptionView>(this.orm, {
       ...READ_TICKET_OPTION,
       values: [id],
