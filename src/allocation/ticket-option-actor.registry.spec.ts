@@ -91,6 +91,19 @@ describe('TicketOptionActorRegistry', () => {
     expect(b.cachedState).toBeNull();
   });
 
+  it('keeps the recency order when the most recent actor is asked for again and again', async () => {
+    const { registry } = registryWith({ ACTOR_MAX_LIVE: '3' });
+    for (const id of ['a', 'b', 'c']) await buy(registry, id);
+    const c = registry.get('c');
+    expect(registry.get('c')).toBe(c); // the newest already: no reordering needed
+    registry.get('a');
+    registry.get('a'); // order now b, c, a
+    await buy(registry, 'd'); // passivates b, the least recently used
+    expect(registry.get('c')).toBe(c);
+    expect(registry.get('b').cachedState).toBeNull(); // b was passivated: a fresh actor
+    expect(registry.stats()).toMatchObject({ passivations: 2, activations: 5 });
+  });
+
   it('stays within the bound after touching many distinct options', async () => {
     const { registry } = registryWith({ ACTOR_MAX_LIVE: '100' });
     for (let i = 0; i < 5000; i++) await buy(registry, `option-${i}`);

@@ -24,6 +24,8 @@ export class TicketOptionActorRegistry
 {
   /** Insertion order = recency order: `get` moves an actor to the end. */
   private readonly actors = new Map<string, TicketOptionActor>();
+  /** The last actor `get` returned: the end of that order already (no delete and re-insert). */
+  private newest: TicketOptionActor | undefined;
   private readonly logger = new Logger(TicketOptionActorRegistry.name);
   private sweepTimer: NodeJS.Timeout | undefined;
   private draining = false;
@@ -72,6 +74,8 @@ export class TicketOptionActorRegistry
       throw new UnavailableError('The service is shutting down; retry on another instance.');
     }
     let actor = this.actors.get(optionId);
+    // Already the most recently used (a hot option): the order is right as it is.
+    if (actor !== undefined && actor === this.newest) return actor;
     if (actor) {
       this.actors.delete(optionId);
     } else {
@@ -90,6 +94,7 @@ export class TicketOptionActorRegistry
       this.evictIfFull();
     }
     this.actors.set(optionId, actor);
+    this.newest = actor;
     return actor;
   }
 
@@ -155,6 +160,7 @@ export class TicketOptionActorRegistry
       this.retired[key] += actor.stats[key];
     }
     this.actors.delete(actor.optionId);
+    if (this.newest === actor) this.newest = undefined;
   }
 }
 

@@ -172,14 +172,15 @@ export class ResourceDocumentParser<A> {
   /** String attributes the database could not store as sent; one problem per field at most. */
   private unstorableText(attributes: unknown, found: Problem[]): Problem[] {
     if (attributes === null || typeof attributes !== 'object') return [];
-    const taken = new Set(found.map((problem) => pointerIn(problem.source)));
     const problems: Problem[] = [];
     for (const name of Object.keys(this.spec.attributes)) {
       const value: unknown = Object.hasOwn(attributes, name)
         ? (attributes as Record<string, unknown>)[name]
         : undefined;
+      // Only a string that cannot be stored costs anything (the common case costs one typeof).
+      if (typeof value !== 'string' || isStorableText(value)) continue;
       const pointer = `/data/attributes/${escapePointerToken(name)}`;
-      if (typeof value === 'string' && !isStorableText(value) && !taken.has(pointer)) {
+      if (!found.some((problem) => pointerIn(problem.source) === pointer)) {
         problems.push({
           code: 'invalid_attribute',
           detail: `"${name}" must not contain NUL characters or unpaired UTF-16 surrogates.`,
