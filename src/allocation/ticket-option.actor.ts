@@ -1,4 +1,3 @@
-import { Mutex } from 'async-mutex';
 import { randomUUID } from 'node:crypto';
 import { NotFoundError, UnavailableError } from '../common/domain.error';
 import {
@@ -211,7 +210,7 @@ const defaultBackoff = (attempt: number): Promise<void> => {
 
 /**
  * The single writer of one ticket option inside this process (an Orleans-style grain / Akka
- * entity). Purchases, holds, confirmations, releases and cancellations queue up; the mutex lets
+ * entity). Purchases, holds, confirmations, releases and cancellations queue up; one drain loop lets
  * one commit run at a time, and each commit takes the whole queue (up to `maxBatchSize`): it
  * decides every request against the cached state, writes them in ONE guarded statement, and
  * answers them only after that statement committed. When another instance wrote first, the guard
@@ -221,7 +220,6 @@ const defaultBackoff = (attempt: number): Promise<void> => {
 export class TicketOptionActor {
   private state: AllocationState | null = null;
   private readonly queue: Pending[] = [];
-  private readonly mutex = new Mutex();
   private drainRun: Promise<void> | null = null;
   /** Answers of committed batches not delivered yet (see scheduleDrain). */
   private readonly answers: Array<() => void> = [];
@@ -304,24 +302,29 @@ export class TicketOptionActor {
     });
   }
 
+  /** Starts the drain loop unless it runs: one loop per actor, so one commit at a time. */
   private scheduleDrain(): void {
     if (this.drainRun) return;
-    this.drainRun = this.mutex.runExclusive(async () => {
-      try {
-        while (this.queue.length > 0) {
-          const batch = this.queue.splice(0, this.options.maxBatchSize);
-          const committing = this.commit(batch);
-          // The previous commit's answers go out once this one is on its way to the database:
-          // writing them (serialising, syscalls) overlaps the next statement instead of delaying it.
-          this.answerSoon();
-          await committing;
-        }
-      } finally {
-        this.answerNow();
-        // Cleared in the same tick as the empty-queue check, so nothing is ever stranded.
-        this.drainRun = null;
+    this.drainRun = this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    // Operations queued in this same turn join the first batch.
+    await Promise.resolve();
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.options.maxBatchSize);
+        const committing = this.commit(batch);
+        // The previous commit's answers go out once this one is on its way to the database:
+        // writing them (serialising, syscalls) overlaps the next statement instead of delaying it.
+        this.answerSoon();
+        await committing;
       }
-    });
+    } finally {
+      this.answerNow();
+      // Cleared in the same tick as the empty-queue check, so nothing is ever stranded.
+      this.drainRun = null;
+    }
   }
 
   /**

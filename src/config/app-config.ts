@@ -162,7 +162,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       idleMs: int('ACTOR_IDLE_MS', 60_000, 1_000, 86_400_000),
       maxLiveActors: int('ACTOR_MAX_LIVE', 10_000, 1, 10_000_000),
       commitMode,
-      maxWritesInFlight: int('DB_MAX_WRITES_IN_FLIGHT', 4, 1, 1000),
+      maxWritesInFlight: int('DB_MAX_WRITES_IN_FLIGHT', 2, 1, 1000),
     },
     reservations: {
       defaultTtlSeconds: int('RESERVATION_TTL_S', 600, 1, 86_400),
