@@ -43,6 +43,9 @@ const hot = (id: string, title: string, target: Target, extra: Partial<Scenario>
 
 export const SCENARIOS: Scenario[] = [
   hot('1', 'hot option, 1 instance', 'service'),
+  hot('1i', 'hot option, 1 instance, LOG_LEVEL=info (one JSON line per request)', 'service', {
+    env: { LOG_LEVEL: 'info' },
+  }),
   hot('2', 'hot option, 3 instances, spread evenly', 'service', SPREAD),
   hot('3', 'hot option, 3 instances behind nginx (hash on path)', 'service', {
     ...SPREAD,
@@ -85,6 +88,7 @@ export const RATIOS = (
     ['service (1) / bucketed counters (6e)', '1', '6e'],
     ['service (1) / Redis gate (6f)', '1', '6f'],
     ['service GET (5) / bare GET (5b)', '5', '5b'],
+    ['hot option, logging every request at info (1i) / at warn (1)', '1i', '1'],
     ['3 instances spread (2) / 1 instance (1)', '2', '1'],
     ['3 instances spread, version CAS (2b) / 1 instance (1)', '2b', '1'],
     ['guarded increment (2) / version CAS (2b), 3 instances spread', '2', '2b'],
