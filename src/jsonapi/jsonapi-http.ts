@@ -69,32 +69,32 @@ export function setJsonApiHeaders(reply: FastifyReply): void {
  */
 export function installJsonApiHttp(fastify: FastifyInstance, bodyLimit: number): void {
   fastify.removeAllContentTypeParsers();
-  fastify.addContentTypeParser(
-    '*',
-    { parseAs: 'buffer', bodyLimit },
-    (
-      request: FastifyRequest,
-      body: string | Buffer,
-      done: (err: Error | null, body?: unknown) => void,
-    ) => {
-      const refusal = refuseRequestContentType(request.headers['content-type']);
-      if (refusal !== null) {
-        done(
-          new DomainError({
-            code: 'unsupported_media_type',
-            detail: refusal,
-            source: { parameter: 'Content-Type' },
-          }),
-        );
-        return;
-      }
-      try {
-        done(null, parseJsonBody(typeof body === 'string' ? Buffer.from(body) : body));
-      } catch (error) {
-        done(error as Error);
-      }
-    },
-  );
+  const parse = (
+    request: FastifyRequest,
+    body: string | Buffer,
+    done: (err: Error | null, body?: unknown) => void,
+  ): void => {
+    const refusal = refuseRequestContentType(request.headers['content-type']);
+    if (refusal !== null) {
+      done(
+        new DomainError({
+          code: 'unsupported_media_type',
+          detail: refusal,
+          source: { parameter: 'Content-Type' },
+        }),
+      );
+      return;
+    }
+    try {
+      done(null, parseJsonBody(typeof body === 'string' ? Buffer.from(body) : body));
+    } catch (error) {
+      done(error as Error);
+    }
+  };
+  // The same parser twice: registered for the exact JSON:API media type, Fastify finds it in its
+  // cache by the header as sent; the catch-all alone parsed every request's Content-Type anew.
+  fastify.addContentTypeParser(JSONAPI_MEDIA_TYPE, { parseAs: 'buffer', bodyLimit }, parse);
+  fastify.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, parse);
 
   fastify.decorateRequest('passedJsonApiHooks', false);
 
