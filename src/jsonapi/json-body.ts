@@ -22,7 +22,8 @@ export function parseJsonBody(body: Buffer): unknown {
   // Decoding would silently turn invalid bytes into U+FFFD, and store them so.
   if (!isUtf8(body)) throw invalidDocument('The request body is not valid UTF-8.');
   const text = body.toString('utf8');
-  if (text.trim() === '') return undefined;
+  // Blank (what trim() would empty, without copying the body): `\s` is trim()'s set.
+  if (!/\S/.test(text)) return undefined;
   let document: unknown;
   try {
     document = secureJson.parse(text, undefined, {
@@ -43,17 +44,29 @@ export function parseJsonBody(body: Buffer): unknown {
   return document;
 }
 
-/** Whether arrays and objects nest more than `limit` levels deep; iterative, so any depth is safe. */
+/**
+ * Whether arrays and objects nest more than `limit` levels deep. Recursive, but never deeper than
+ * `limit` + 1 calls, whatever the document's depth: the walk stops at the first level past it.
+ * No allocation per node (every request body goes through this).
+ */
 export function nestingDepthExceeds(value: unknown, limit: number): boolean {
-  const stack: Array<{ node: unknown; depth: number }> = [{ node: value, depth: 1 }];
-  while (stack.length > 0) {
-    const { node, depth } = stack.pop()!;
-    if (node === null || typeof node !== 'object') continue;
-    if (depth > limit) return true;
-    for (const child of Object.values(node)) {
-      if (child !== null && typeof child === 'object')
-        stack.push({ node: child, depth: depth + 1 });
+  return value !== null && typeof value === 'object' && exceedsFrom(value, 1, limit);
+}
+
+function exceedsFrom(node: object, depth: number, limit: number): boolean {
+  if (depth > limit) return true;
+  if (Array.isArray(node)) {
+    for (const child of node as unknown[]) {
+      if (child !== null && typeof child === 'object' && exceedsFrom(child, depth + 1, limit))
+        return true;
     }
+    return false;
+  }
+  for (const key in node) {
+    if (!Object.hasOwn(node, key)) continue; // own members only, as JSON.parse made them
+    const child = (node as Record<string, unknown>)[key];
+    if (child !== null && typeof child === 'object' && exceedsFrom(child, depth + 1, limit))
+      return true;
   }
   return false;
 }
