@@ -57,6 +57,62 @@ describe('CommitCoalescer', () => {
     expect(coalescer.stats).toEqual({ writes: 2, items: 4, waiting: 0, inFlight: 0 });
   });
 
+  describe('with slowWriteMs: another write only once the latest has run that long', () => {
+    let clock = 0;
+    beforeEach(() => {
+      clock = 0;
+      // Only setTimeout is faked: the flush's setImmediate and promises run for real.
+      jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+    });
+    afterEach(() => jest.useRealTimers());
+    const staggered = (write: (items: number[]) => Promise<string[]>) =>
+      new CommitCoalescer(write, {
+        maxInFlight: 4,
+        slowWriteMs: 5,
+        now: () => clock,
+        maxWeightPerWrite: 100,
+        weight: () => 1,
+      });
+
+    it('keeps what arrives during a quick write for ONE next write', async () => {
+      const { calls, write } = controlledWrites();
+      const coalescer = staggered(write);
+      const first = coalescer.submit(1);
+      await nextTurn();
+      const later = Promise.all([2, 3].map((item) => coalescer.submit(item)));
+      clock = 4;
+      jest.advanceTimersByTime(4);
+      await nextTurn();
+      expect(calls).toHaveLength(1); // below maxInFlight, but the first write is not slow yet
+      calls[0].settle();
+      await first;
+      expect(calls.map((c) => c.items)).toEqual([[1], [2, 3]]);
+      calls[1].settle();
+      await later;
+    });
+
+    it('starts the next write once the running one has taken slowWriteMs, then one per slowWriteMs', async () => {
+      const { calls, write } = controlledWrites();
+      const coalescer = staggered(write);
+      void coalescer.submit(1);
+      await nextTurn();
+      void coalescer.submit(2);
+      await nextTurn();
+      expect(calls).toHaveLength(1);
+      clock = 5;
+      jest.advanceTimersByTime(5);
+      expect(calls.map((c) => c.items)).toEqual([[1], [2]]); // the first is slow: 2 goes on
+      void coalescer.submit(3);
+      await nextTurn();
+      expect(calls).toHaveLength(2); // the latest write started just now
+      clock = 10;
+      jest.advanceTimersByTime(5);
+      expect(calls.map((c) => c.items)).toEqual([[1], [2], [3]]);
+      expect(coalescer.stats.inFlight).toBe(3);
+      for (const call of calls) call.settle();
+    });
+  });
+
   it('splits by weight, but always takes at least one item even if it is heavier than the bound', async () => {
     const { calls, write } = controlledWrites();
     const coalescer = new CommitCoalescer(write, {

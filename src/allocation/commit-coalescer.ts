@@ -1,6 +1,15 @@
 export interface CoalescerOptions<I> {
   /** Writes allowed in flight at once; submissions wait (and coalesce) beyond it. */
   maxInFlight: number;
+  /**
+   * While a write runs, another starts only once the latest one has run this long (ms): a quick
+   * write lets what arrives meanwhile grow into one bigger next write, and a slow one (e.g. waiting
+   * for a row lock another instance holds) does not hold up every other option for longer than
+   * this. 0: start writes as long as fewer than `maxInFlight` run.
+   */
+  slowWriteMs?: number;
+  /** The clock `slowWriteMs` is measured with (tests give a fake one). */
+  now?: () => number;
   /** Upper bound on the summed weight of one write (e.g. rows of one statement). */
   maxWeightPerWrite: number;
   weight(item: I): number;
@@ -25,6 +34,9 @@ export class CommitCoalescer<I, O> {
   private pending: Array<Submission<I, O>> = [];
   private inFlight = 0;
   private scheduled = false;
+  /** When the latest write started, and the timer that starts the next one once it is slow. */
+  private lastStart = 0;
+  private slowTimer: NodeJS.Timeout | undefined;
   private writes = 0;
   private itemsWritten = 0;
 
@@ -58,13 +70,33 @@ export class CommitCoalescer<I, O> {
   }
 
   private flush(): void {
+    const { slowWriteMs = 0, now = Date.now } = this.options;
     while (this.pending.length > 0 && this.inFlight < this.options.maxInFlight) {
+      if (this.inFlight > 0 && slowWriteMs > 0) {
+        const wait = this.lastStart + slowWriteMs - now();
+        if (wait > 0) {
+          this.flushAfter(wait);
+          return;
+        }
+      }
       const chunk = this.takeChunk();
+      this.lastStart = now();
       this.inFlight++;
       this.writes++;
       this.itemsWritten += chunk.length;
       void this.run(chunk);
     }
+  }
+
+  /** Flushes in `ms` unless a timer is already set (a finished write flushes sooner anyway). */
+  private flushAfter(ms: number): void {
+    if (this.slowTimer) return;
+    this.slowTimer = setTimeout(() => {
+      this.slowTimer = undefined;
+      this.flush();
+    }, ms);
+    // The running writes keep the process alive; their end flushes what waits.
+    this.slowTimer.unref();
   }
 
   private takeChunk(): Array<Submission<I, O>> {

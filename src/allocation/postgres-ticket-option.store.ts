@@ -80,6 +80,7 @@ export class PostgresTicketOptionStore implements TicketOptionStore {
     this.mode = config.actor.commitMode;
     this.coalescer = new CommitCoalescer((requests) => this.commitMany(requests), {
       maxInFlight: config.actor.maxWritesInFlight,
+      slowWriteMs: config.actor.slowWriteMs,
       maxWeightPerWrite: MAX_ROWS_PER_STATEMENT,
       weight: rowsOf,
     });

@@ -20,6 +20,8 @@ export interface ActorConfig {
   commitMode: CommitMode;
   /** Commit statements in flight at once per process; further batches coalesce into the next. */
   maxWritesInFlight: number;
+  /** While a commit statement runs, another starts only once the latest has run this long (ms). */
+  slowWriteMs: number;
 }
 
 /** Holds (docs/design.md, Reservations). */
@@ -162,7 +164,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
       idleMs: int('ACTOR_IDLE_MS', 60_000, 1_000, 86_400_000),
       maxLiveActors: int('ACTOR_MAX_LIVE', 10_000, 1, 10_000_000),
       commitMode,
-      maxWritesInFlight: int('DB_MAX_WRITES_IN_FLIGHT', 2, 1, 1000),
+      maxWritesInFlight: int('DB_MAX_WRITES_IN_FLIGHT', 4, 1, 1000),
+      slowWriteMs: int('DB_SLOW_WRITE_MS', 5, 0, 60_000),
     },
     reservations: {
       defaultTtlSeconds: int('RESERVATION_TTL_S', 600, 1, 86_400),
