@@ -1,10 +1,5 @@
 import type { PoolClient } from 'pg';
-import {
-  ApiResponse,
-  JsonApiClient,
-  purchaseBody,
-  ticketOptionBody,
-} from './support/jsonapi-client';
+import { ApiResponse, JsonApiClient, purchaseBody } from './support/jsonapi-client';
 import { parsePrometheus, valueOf } from './support/prometheus';
 import { startTestApp, TestApp } from './support/test-app';
 import { waitFor } from './support/waiting';
@@ -23,12 +18,6 @@ describe('shared reads of one ticket option', () => {
     api = new JsonApiClient(t.baseUrl);
   });
   afterAll(() => t.close());
-
-  async function createOption(allocation: number): Promise<string> {
-    const created = await api.post('/ticket_options', ticketOptionBody({ name: 'o', allocation }));
-    expect(created.status).toBe(201);
-    return created.body.data.id as string;
-  }
 
   async function counters(): Promise<{ reads: number; statements: number }> {
     const samples = parsePrometheus((await api.get('/metrics')).text);
@@ -49,7 +38,7 @@ describe('shared reads of one ticket option', () => {
   }
 
   it('answers the reads that arrive while one runs with ONE next statement', async () => {
-    const id = await createOption(10);
+    const id = await api.createTicketOption({ name: 'o', allocation: 10 });
     const before = await counters();
     // The table locked behind the application's back: its read waits in PostgreSQL.
     const locker: PoolClient = await t.sql.connect();
@@ -86,7 +75,7 @@ describe('shared reads of one ticket option', () => {
   });
 
   it('shows every purchase acknowledged before the read was sent, while other reads keep running', async () => {
-    const id = await createOption(1000);
+    const id = await api.createTicketOption({ name: 'o', allocation: 1000 });
     let reading = true;
     // A constant stream of reads of the same option: one of them is nearly always in flight.
     const background = Array.from({ length: 8 }, async () => {
