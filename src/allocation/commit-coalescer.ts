@@ -25,7 +25,8 @@ interface Submission<I, O> {
  * Group commit across ticket options. Each actor commits one batch at a time, but with many
  * options each batch is tiny (one purchase per option): written one by one they cost one round
  * trip and one WAL flush each. The coalescer turns the batches submitted in the same event-loop
- * turn, and those that arrive while `maxInFlight` writes are running, into ONE write.
+ * turn, and those that arrive while writes are running, into ONE write: while one runs, the next
+ * starts only once the latest has run `slowWriteMs`, and never more than `maxInFlight` at once.
  *
  * `write` returns one outcome per item, in order; if it throws, every item of that write gets the
  * error (and only those: other writes are independent).
