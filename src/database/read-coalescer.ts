@@ -3,11 +3,6 @@ interface Waiter<V> {
   reject(error: unknown): void;
 }
 
-interface KeyState<V> {
-  /** Who waits for the read after the one in flight (they arrived while it ran). */
-  next: Array<Waiter<V>>;
-}
-
 /**
  * Group reads, the way the actors group commits: at most one read per key is in flight, and the
  * requests for that key that arrive meanwhile share the NEXT read, one statement for all of them.
@@ -20,7 +15,8 @@ interface KeyState<V> {
  * that read gets the error (and only those).
  */
 export class ReadCoalescer<K, V> {
-  private readonly keys = new Map<K, KeyState<V>>();
+  /** Per key with a read in flight: who waits for the next read (they arrived while it ran). */
+  private readonly waiting = new Map<K, Array<Waiter<V>>>();
   private reads = 0;
   private requests = 0;
 
@@ -28,11 +24,9 @@ export class ReadCoalescer<K, V> {
 
   get(key: K): Promise<V> {
     this.requests++;
-    const state = this.keys.get(key);
-    if (state) {
-      return new Promise<V>((resolve, reject) => state.next.push({ resolve, reject }));
-    }
-    this.keys.set(key, { next: [] });
+    const next = this.waiting.get(key);
+    if (next) return new Promise<V>((resolve, reject) => next.push({ resolve, reject }));
+    this.waiting.set(key, []);
     return new Promise<V>((resolve, reject) => this.run(key, [{ resolve, reject }]));
   }
 
@@ -63,13 +57,12 @@ export class ReadCoalescer<K, V> {
 
   /** The read of `key` finished: the requests that arrived meanwhile get a read of their own. */
   private next(key: K): void {
-    const state = this.keys.get(key)!;
-    if (state.next.length === 0) {
-      this.keys.delete(key);
+    const waiters = this.waiting.get(key)!;
+    if (waiters.length === 0) {
+      this.waiting.delete(key);
       return;
     }
-    const waiters = state.next;
-    state.next = [];
+    this.waiting.set(key, []);
     this.run(key, waiters);
   }
 }
